@@ -1,0 +1,1864 @@
+/*
+ * The scheduler: G, M and P, ported from Go's runtime/proc.go (Go 1.19).
+ *
+ * Go's design comment applies unchanged: Ms run goroutines while they hold
+ * a P; an M with nothing to do spins for a while (stealing from other Ps in
+ * random order) and then parks on its note. Goroutines made runnable go to
+ * the readier's P (runnext first), and wakep() starts one spinning M if there
+ * is an idle P and nobody spins, so a burst of work wakes at most one thread
+ * at a time ("no thundering herd") and no work is left with every M asleep
+ * ("no lost wake-ups": a spinning M that gives up re-checks every run queue
+ * after it decremented nmspinning, see findrunnable).
+ *
+ * What differs from Go, and why:
+ *  - Goroutines run foreign C code, which cannot be preempted or moved.
+ *    Between runtime calls a goroutine is treated like one in a syscall:
+ *    runtime_leave() puts its P in _Psyscall (its M keeps m.oldp), and
+ *    runtime_enter() takes it back with one CAS, exactly like Go's
+ *    entersyscall/exitsyscallfast. sysmon's retake may hand such a P to
+ *    another M when the goroutine has run foreign code for 10 ms while work
+ *    waits; the goroutine keeps its M and gets a P again when it next
+ *    enters the runtime (design principle 3).
+ *  - Threads that the runtime did not create (main, foreign threads calling
+ *    the API) are adopted as goroutines running on their own stack and
+ *    locked to their M (Go's needm); the M gets a separate g0 stack.
+ *  - There is no GC: "stop the world" exists only for procresize.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+#ifdef GOSHIM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+#ifdef GOSHIM_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+#define MAX_PROCS 1024
+
+struct schedt sched;
+struct p **allp;
+_Atomic int32_t gomaxprocs;
+int32_t nallp;
+mutex_t allglock;
+struct g *allgs;
+mutex_t allmlock;
+struct m *allm;
+bool runtime_inited;
+uint8_t goshim_have_fsgsbase;
+__thread struct g *goshim_g __attribute__((tls_model("initial-exec")));
+
+static _Atomic bool sysmon_started;
+static _Atomic bool mainStarted;
+static _Atomic int32_t nthreads_own; /* OS threads that are Ms, plus sysmon */
+static pthread_key_t needm_key;
+
+static void schedule(void) __attribute__((noreturn));
+static void execute(struct g *gp, bool inheritTime) __attribute__((noreturn));
+static struct g *findrunnable(bool *inheritTime);
+static void stopm(void);
+static void mput(struct m *mp);
+static struct m *mget(void);
+static void pidleput(struct p *pp);
+static struct p *pidleget(void);
+static void newm(void (*fn)(void), struct p *pp);
+static void stoplockedm(void);
+static void startlockedm(struct g *gp);
+static void gcstopm(void);
+static void resetspinning(void);
+static struct g *globrunqget(struct p *pp, int32_t max);
+static struct g *runqget(struct p *pp, bool *inheritTime);
+static struct g *runqsteal(struct p *pp, struct p *p2, bool stealRunNextG);
+static void exitsyscall0(struct g *gp);
+static void globrunqput_locked(struct g *gp);
+
+/* ---- time and randomness -------------------------------------------- */
+
+int64_t nanotime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void usleep_raw(int64_t usec)
+{
+	struct timespec ts = { usec / 1000000, (usec % 1000000) * 1000 };
+	syscall(SYS_nanosleep, &ts, NULL);
+}
+
+/* Go's fastrand (wyrand), per M; threads without an M use a global one. */
+static _Atomic uint64_t globalrand = 0x9e3779b97f4a7c15ull;
+uint32_t cheaprand(void)
+{
+	struct g *gp = getg();
+	uint64_t *s, tmp;
+	if (gp && gp->m) {
+		s = &gp->m->fastrand;
+		*s += 0xa0761d6478bd642full;
+		tmp = *s;
+	} else {
+		tmp = atomic_fetch_add(&globalrand, 0xa0761d6478bd642full) + 0xa0761d6478bd642full;
+	}
+	__uint128_t t = (__uint128_t)tmp * (tmp ^ 0xe7037ed1a0b428dbull);
+	return (uint32_t)((uint64_t)(t >> 64) ^ (uint64_t)t);
+}
+
+/* ---- G status (proc.go: casgstatus) --------------------------------- */
+
+uint32_t readgstatus(struct g *gp)
+{
+	return atomic_load_explicit(&gp->atomicstatus, memory_order_acquire);
+}
+
+void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
+{
+	if (unlikely(oldval == newval))
+		throw("casgstatus: bad incoming values");
+	uint32_t exp = oldval;
+	if (unlikely(!atomic_compare_exchange_strong_explicit(&gp->atomicstatus, &exp, newval,
+	        memory_order_acq_rel, memory_order_acquire))) {
+		printerr("runtime: casgstatus: goroutine %lld, oldval=%u newval=%u, actual=%u\n",
+		         (long long)gp->goid, oldval, newval, exp);
+		throw("casgstatus: bad status transition");
+	}
+}
+
+/* ---- stack switches, with the sanitizers and valgrind told ---------- */
+
+static inline void switch_prepare(struct g *from, struct g *to)
+{
+#ifdef GOSHIM_TSAN
+	if (to->tsan_fiber)
+		__tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+#ifdef GOSHIM_ASAN
+	/* A goroutine that will never resume passes NULL: ASan frees its fake
+	 * stack now. */
+	__sanitizer_start_switch_fiber(from && readgstatus(from) != _Gdead && !from->exiting
+	                                   ? &from->asan_fake_stack : NULL,
+	                               (void *)to->stack.lo, to->stack.hi - to->stack.lo);
+#endif
+	(void)from;
+	(void)to;
+}
+
+static inline void switch_finish(struct g *gp)
+{
+#ifdef GOSHIM_ASAN
+	__sanitizer_finish_switch_fiber(gp->asan_fake_stack, NULL, NULL);
+#endif
+	(void)gp;
+}
+
+/* gogo: resume gp from the g0 stack (the g0 context is discarded: mcall
+ * always starts g0 afresh at the top of its stack). */
+static __attribute__((noreturn)) void gogo(struct m *mp, struct g *gp)
+{
+	switch_prepare(mp->g0, gp);
+	goshim_gogo(&gp->sched);
+}
+
+/* mcall: save the current goroutine and run fn(gp) on its M's g0 stack;
+ * fn begins with on_g0(gp). */
+static void mcall(void (*fn)(struct g *))
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	if (gp->stack.lo && here < gp->stack.touched_lo)
+		gp->stack.touched_lo = here;
+	switch_prepare(gp, mp->g0);
+	goshim_mcall(&gp->sched, (void (*)(void *))fn, gp, &mp->g0buf);
+	switch_finish(gp);
+}
+
+/* First thing of every mcall target: this thread now runs its g0. */
+static inline struct m *on_g0(struct g *gp)
+{
+	struct m *mp = gp->m;
+	setg(mp->g0);
+	switch_finish(mp->g0);
+	return mp;
+}
+
+/* ---- allgs, allm ---------------------------------------------------- */
+
+static void allgadd(struct g *gp)
+{
+	lock(&allglock);
+	gp->alllink = allgs;
+	__atomic_store_n(&allgs, gp, __ATOMIC_RELEASE);
+	unlock(&allglock);
+}
+
+int32_t mcount(void)
+{
+	return (int32_t)(sched.mnext - sched.nmfreed);
+}
+
+static struct m *allocm(void)
+{
+	struct m *mp = calloc(1, sizeof *mp);
+	struct g *g0 = calloc(1, sizeof *g0);
+	if (!mp || !g0)
+		throw("allocm: out of memory");
+	g0->system = true;
+	g0->m = mp;
+	g0->goid = -1;
+	atomic_store(&g0->atomicstatus, _Grunning);
+#ifdef GOSHIM_TSAN
+	g0->tsan_fiber = NULL; /* set to the thread's own fiber in minit */
+#endif
+	mp->g0 = g0;
+	mp->fastrand = (uint64_t)nanotime() ^ ((uint64_t)(uintptr_t)mp << 17);
+	lock(&sched.lock);
+	mp->id = sched.mnext++;
+	unlock(&sched.lock);
+	lock(&allmlock);
+	mp->alllink = allm;
+	__atomic_store_n(&allm, mp, __ATOMIC_RELEASE);
+	unlock(&allmlock);
+	return mp;
+}
+
+/* minit: per-thread set-up of an M, on the thread itself. */
+static void minit(struct m *mp)
+{
+	mp->tls = goshim_arch_tls_base();
+	mp->procid = (pid_t)syscall(SYS_gettid);
+	mp->g0buf.tls = mp->tls;
+	minit_signalstack();
+#ifdef GOSHIM_TSAN
+	mp->g0->tsan_fiber = __tsan_get_current_fiber();
+#endif
+	setg(mp->g0);
+}
+
+/* ---- G allocation and free lists (proc.go: malg, gfput, gfget) ------ */
+
+static struct g *malg(void)
+{
+	struct g *gp = calloc(1, sizeof *gp);
+	if (!gp)
+		return NULL;
+	if (!stackalloc(&gp->stack, 0)) {
+		free(gp);
+		return NULL;
+	}
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
+#endif
+#ifdef GOSHIM_TSAN
+	gp->tsan_fiber = __tsan_create_fiber(0);
+#endif
+	atomic_store(&gp->atomicstatus, _Gidle);
+	return gp;
+}
+
+/* gfput: a dead G (with its stack) goes to the P's free list; beyond 64 the
+ * P moves half of them to the global list, as Go does. */
+static void gfput(struct p *pp, struct g *gp)
+{
+	gp->schedlink = pp->gFree;
+	pp->gFree = gp;
+	pp->gFreeN++;
+	if (pp->gFreeN >= 64) {
+		lock(&sched.gFreeLock);
+		while (pp->gFreeN >= 32) {
+			struct g *g1 = pp->gFree;
+			pp->gFree = g1->schedlink;
+			pp->gFreeN--;
+			g1->schedlink = sched.gFree;
+			sched.gFree = g1;
+			sched.gFreeN++;
+		}
+		unlock(&sched.gFreeLock);
+	}
+}
+
+static struct g *gfget(struct p *pp)
+{
+	if (!pp->gFree && sched.gFree) {
+		lock(&sched.gFreeLock);
+		while (pp->gFreeN < 32 && sched.gFree) {
+			struct g *g1 = sched.gFree;
+			sched.gFree = g1->schedlink;
+			sched.gFreeN--;
+			g1->schedlink = pp->gFree;
+			pp->gFree = g1;
+			pp->gFreeN++;
+		}
+		unlock(&sched.gFreeLock);
+	}
+	struct g *gp = pp->gFree;
+	if (gp) {
+		pp->gFree = gp->schedlink;
+		pp->gFreeN--;
+	}
+	return gp;
+}
+
+/* gfpurge: a P that goes away gives its dead Gs to the global list. */
+static void gfpurge(struct p *pp)
+{
+	lock(&sched.gFreeLock);
+	while (pp->gFree) {
+		struct g *g1 = pp->gFree;
+		pp->gFree = g1->schedlink;
+		pp->gFreeN--;
+		g1->schedlink = sched.gFree;
+		sched.gFree = g1;
+		sched.gFreeN++;
+	}
+	unlock(&sched.gFreeLock);
+}
+
+/* ---- newproc / goexit ----------------------------------------------- */
+
+static void goentry(void *arg) __attribute__((noreturn));
+static void goentry(void *arg)
+{
+	struct g *gp = arg;
+	switch_finish(gp);
+	runtime_leave();
+	gp->startfn(gp->startarg);
+	runtime_enter();
+	goexit1();
+}
+
+/* proc.go: newproc1. The caller holds a P (runtime_enter). */
+struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
+{
+	struct g *curg = getg();
+	struct p *pp = curg->m->p;
+	struct g *newg = gfget(pp);
+	if (!newg) {
+		newg = malg();
+		if (!newg) {
+			*err = ENOMEM;
+			return NULL;
+		}
+		casgstatus(newg, _Gidle, _Gdead);
+		allgadd(newg);
+	}
+	goshim_gostart_frame(&newg->sched, newg->stack.hi, goentry, newg);
+	newg->sched.tls = 0; /* go() goroutines run on their M's TLS */
+	newg->startfn = fn;
+	newg->startarg = arg;
+	newg->parentgoid = curg->goid;
+	newg->gopc = callerpc;
+	newg->waitreason = waitReasonZero;
+	newg->waitsince = 0;
+	newg->param = NULL;
+	newg->asan_fake_stack = NULL;
+	newg->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
+	atomic_fetch_add(&sched.ngoroutines, 1);
+	casgstatus(newg, _Gdead, _Grunnable);
+	runqput(pp, newg, true);
+	if (atomic_load(&mainStarted))
+		wakep();
+	*err = 0;
+	return newg;
+}
+
+/* dropg: the M and its current goroutine part ways. */
+static inline void dropg_of(struct m *mp, struct g *gp)
+{
+	gp->m = NULL;
+	mp->curg = NULL;
+}
+
+static void mexit(struct m *mp) __attribute__((noreturn));
+
+/* proc.go: goexit0, on g0. */
+static void goexit0(struct g *gp)
+{
+	struct m *mp = on_g0(gp);
+	casgstatus(gp, _Grunning, _Gdead);
+	if (!gp->system)
+		atomic_fetch_sub(&sched.ngoroutines, 1);
+	bool locked = gp->lockedm != NULL;
+	gp->lockedm = NULL;
+	mp->lockedg = NULL;
+	gp->lockedExt = gp->lockedInt = 0;
+	mp->lockedExt = mp->lockedInt = 0;
+	gp->m = NULL;
+	mp->curg = NULL;
+	gp->waitreason = waitReasonZero;
+	gp->param = NULL;
+	gp->exiting = false;
+	if (gp->adopted) {
+		/* An adopted thread's goroutine (main, say) called go_exit: its
+		 * stack is the thread's own and nothing runs on it again; the
+		 * thread goes on as an ordinary M (Go's Goexit from main). */
+		schedule();
+	}
+	gfput(mp->p, gp);
+	/* Go: a goroutine that exits locked takes its thread with it, unless
+	 * the thread is not ours to end. */
+	if (locked && mp->ownthread)
+		mexit(mp);
+	schedule();
+}
+
+void goexit1(void)
+{
+	getg()->exiting = true;
+	mcall(goexit0);
+	__builtin_unreachable();
+}
+
+/* ---- park / ready (proc.go: gopark, park_m, goready, ready) --------- */
+
+static void park_m(struct g *gp)
+{
+	struct m *mp = on_g0(gp);
+	casgstatus(gp, _Grunning, _Gwaiting);
+	dropg_of(mp, gp);
+	if (mp->waitunlockf) {
+		bool ok = mp->waitunlockf(gp, mp->waitlock);
+		mp->waitunlockf = NULL;
+		mp->waitlock = NULL;
+		if (!ok) {
+			casgstatus(gp, _Gwaiting, _Grunnable);
+			execute(gp, true);
+		}
+	}
+	schedule();
+}
+
+/* Parks the calling goroutine; unlockf(gp, lock) runs on g0 after gp is
+ * _Gwaiting and may veto the park by returning false. */
+void gopark(unlockf_t unlockf, void *lock_, enum waitreason reason)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	if (unlikely(readgstatus(gp) != _Grunning))
+		throw("gopark: bad g status");
+	if (unlikely(mp->locks != 0))
+		throw("gopark: holding locks");
+	mp->waitlock = lock_;
+	mp->waitunlockf = unlockf;
+	gp->waitreason = (uint8_t)reason;
+	gp->waitsince = nanotime();
+	mcall(park_m);
+}
+
+/* proc.go: ready. Puts gp in the current P's runnext and wakes a P. */
+static void ready(struct g *gp, bool next)
+{
+	struct g *me = getg();
+	struct p *pp = me->m->p;
+	if (unlikely(readgstatus(gp) != _Gwaiting))
+		throw("goready: bad status");
+	casgstatus(gp, _Gwaiting, _Grunnable);
+	if (pp)
+		runqput(pp, gp, next);
+	else
+		globrunqput(gp);
+	wakep();
+}
+
+void goready(struct g *gp)
+{
+	ready(gp, true);
+}
+
+/* proc.go: gosched_m, goschedImpl */
+static void gosched_m(struct g *gp)
+{
+	struct m *mp = on_g0(gp);
+	casgstatus(gp, _Grunning, _Grunnable);
+	dropg_of(mp, gp);
+	/* A locked goroutine goes to the global queue like any other; its M
+	 * then waits in stoplockedm until a scheduler hands it back. */
+	lock(&sched.lock);
+	globrunqput_locked(gp);
+	unlock(&sched.lock);
+	schedule();
+}
+
+void gosched(void)
+{
+	mcall(gosched_m);
+}
+
+/* ---- execute / schedule (proc.go) ----------------------------------- */
+
+static void execute(struct g *gp, bool inheritTime)
+{
+	struct m *mp = getg()->m;
+	struct p *pp = mp->p;
+	mp->curg = gp;
+	gp->m = mp;
+	casgstatus(gp, _Grunnable, _Grunning);
+	gp->waitsince = 0;
+	if (!inheritTime)
+		atomic_store_explicit(&pp->schedtick, pp->schedtick + 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&pp->nrun, 1, memory_order_relaxed);
+	setg(gp);
+	gogo(mp, gp);
+}
+
+static void schedule(void)
+{
+	struct m *mp = getg()->m;
+	if (unlikely(mp->locks))
+		throw("schedule: holding locks");
+	if (mp->lockedg) {
+		stoplockedm();
+		execute(mp->lockedg, false); /* never returns */
+	}
+top:;
+	struct p *pp = mp->p;
+	if (atomic_load(&sched.gcwaiting)) {
+		gcstopm();
+		goto top;
+	}
+	struct g *gp = NULL;
+	bool inheritTime = false;
+	/* Check the global runnable queue once in a while to ensure fairness;
+	 * otherwise two goroutines can occupy the local runqueue by constantly
+	 * respawning each other. */
+	if (pp->schedtick % 61 == 0 && sched.runq.n > 0) {
+		lock(&sched.lock);
+		gp = globrunqget(pp, 1);
+		unlock(&sched.lock);
+	}
+	if (!gp)
+		gp = runqget(pp, &inheritTime);
+	if (!gp)
+		gp = findrunnable(&inheritTime); /* blocks until work is available */
+	/* This thread is going to run a goroutine and is not spinning anymore,
+	 * so if it was marked as spinning we need to reset it now and
+	 * potentially start a new spinning M. */
+	if (mp->spinning)
+		resetspinning();
+	if (gp->lockedm) {
+		/* Hands off own p to the locked m, then blocks waiting for a new p. */
+		startlockedm(gp);
+		goto top;
+	}
+	execute(gp, inheritTime);
+}
+
+/* ---- run queues (proc.go: runqput, runqputslow, runqget, runqgrab, ---
+ *      runqsteal, globrunqput, globrunqget) ---------------------------- */
+
+static void gq_push(struct gqueue *q, struct g *gp)
+{
+	gp->schedlink = NULL;
+	if (q->tail)
+		q->tail->schedlink = gp;
+	else
+		q->head = gp;
+	q->tail = gp;
+	q->n++;
+}
+
+static void gq_pushhead(struct gqueue *q, struct g *gp)
+{
+	gp->schedlink = q->head;
+	q->head = gp;
+	if (!q->tail)
+		q->tail = gp;
+	q->n++;
+}
+
+static struct g *gq_pop(struct gqueue *q)
+{
+	struct g *gp = q->head;
+	if (gp) {
+		q->head = gp->schedlink;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+	}
+	return gp;
+}
+
+static void globrunqput_locked(struct g *gp)
+{
+	gq_push(&sched.runq, gp);
+}
+
+void globrunqput(struct g *gp)
+{
+	lock(&sched.lock);
+	gq_push(&sched.runq, gp);
+	unlock(&sched.lock);
+}
+
+/* Injects a list of runnable Gs into the global queue and starts Ms for
+ * them (proc.go: injectglist, simplified for callers without a P). */
+void injectglist(struct gqueue *q)
+{
+	if (!q->n)
+		return;
+	int32_t n = q->n;
+	lock(&sched.lock);
+	struct g *gp;
+	while ((gp = gq_pop(q)))
+		gq_push(&sched.runq, gp);
+	unlock(&sched.lock);
+	for (; n > 0 && atomic_load(&sched.npidle) > 0; n--)
+		startm(NULL, false);
+}
+
+bool runqempty(struct p *pp)
+{
+	/* Defend against a race where 1) pp has G1 in runqnext but runqhead ==
+	 * runqtail, 2) runqput on pp kicks G1 to the runq, 3) runqget on pp
+	 * empties runqnext. Simply observing that runqhead == runqtail and then
+	 * observing that runqnext == nil does not mean the queue is empty. */
+	for (;;) {
+		uint32_t head = atomic_load(&pp->runqhead);
+		uint32_t tail = atomic_load(&pp->runqtail);
+		struct g *runnext = atomic_load(&pp->runnext);
+		if (tail == atomic_load(&pp->runqtail))
+			return head == tail && runnext == NULL;
+	}
+}
+
+static bool runqputslow(struct p *pp, struct g *gp, uint32_t h, uint32_t t)
+{
+	struct g *batch[RUNQ_SIZE / 2 + 1];
+	uint32_t n = t - h;
+	n = n / 2;
+	if (n != RUNQ_SIZE / 2)
+		throw("runqputslow: queue is not full");
+	for (uint32_t i = 0; i < n; i++)
+		batch[i] = atomic_load_explicit(&pp->runq[(h + i) % RUNQ_SIZE], memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&pp->runqhead, &h, h + n,
+	        memory_order_release, memory_order_relaxed))
+		return false;
+	batch[n] = gp;
+	/* Randomize the order a bit, as Go does under randomizeScheduler only
+	 * in race builds; we keep FIFO order. */
+	lock(&sched.lock);
+	for (uint32_t i = 0; i <= n; i++)
+		gq_push(&sched.runq, batch[i]);
+	unlock(&sched.lock);
+	return true;
+}
+
+void runqput(struct p *pp, struct g *gp, bool next)
+{
+	if (next) {
+		struct g *oldnext = atomic_load(&pp->runnext);
+		while (!atomic_compare_exchange_weak(&pp->runnext, &oldnext, gp))
+			;
+		if (!oldnext)
+			return;
+		/* Kick the old runnext out to the regular run queue. */
+		gp = oldnext;
+	}
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (t - h < RUNQ_SIZE) {
+			atomic_store_explicit(&pp->runq[t % RUNQ_SIZE], gp, memory_order_relaxed);
+			atomic_store_explicit(&pp->runqtail, t + 1, memory_order_release);
+			return;
+		}
+		if (runqputslow(pp, gp, h, t))
+			return;
+		/* the queue is not full, now the put above must succeed */
+	}
+}
+
+static struct g *runqget(struct p *pp, bool *inheritTime)
+{
+	/* If there's a runnext, it's the next G to run. */
+	struct g *next = atomic_load(&pp->runnext);
+	/* If the runnext is non-0 and the CAS fails, it could only have been
+	 * stolen by another P, because other Ps can race to set runnext to 0,
+	 * but only the current P can set it to non-0. */
+	if (next && atomic_compare_exchange_strong(&pp->runnext, &next, NULL)) {
+		*inheritTime = true;
+		return next;
+	}
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (t == h)
+			return NULL;
+		struct g *gp = atomic_load_explicit(&pp->runq[h % RUNQ_SIZE], memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&pp->runqhead, &h, h + 1,
+		        memory_order_release, memory_order_relaxed)) {
+			*inheritTime = false;
+			return gp;
+		}
+	}
+}
+
+/* Grabs a batch of goroutines from pp's runnable queue into batch, a ring
+ * buffer starting at batchHead. Returns the number grabbed. Can be executed
+ * by any P. */
+static uint32_t runqgrab(struct p *pp, _Atomic(struct g *) *batch, uint32_t batchHead,
+                         bool stealRunNextG)
+{
+	for (;;) {
+		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+		uint32_t n = t - h;
+		n = n - n / 2;
+		if (n == 0) {
+			if (stealRunNextG) {
+				/* Try to steal from pp.runnext. */
+				struct g *next = atomic_load(&pp->runnext);
+				if (next) {
+					if (atomic_load(&pp->status) == _Prunning) {
+						/* Sleep to ensure that pp isn't about to run the g
+						 * we are about to steal. The important use case
+						 * here is when the g running on pp ready()s
+						 * another g and then almost immediately blocks. */
+						usleep_raw(3);
+					}
+					if (!atomic_compare_exchange_strong(&pp->runnext, &next, NULL))
+						continue;
+					atomic_store_explicit(&batch[batchHead % RUNQ_SIZE], next, memory_order_relaxed);
+					return 1;
+				}
+			}
+			return 0;
+		}
+		if (n > RUNQ_SIZE / 2) /* read inconsistent h and t */
+			continue;
+		for (uint32_t i = 0; i < n; i++) {
+			struct g *gp = atomic_load_explicit(&pp->runq[(h + i) % RUNQ_SIZE], memory_order_relaxed);
+			atomic_store_explicit(&batch[(batchHead + i) % RUNQ_SIZE], gp, memory_order_relaxed);
+		}
+		if (atomic_compare_exchange_strong_explicit(&pp->runqhead, &h, h + n,
+		        memory_order_release, memory_order_relaxed))
+			return n;
+	}
+}
+
+/* Steals half of elements from local runnable queue of p2 and puts them
+ * onto local runnable queue of pp. Returns one of the stolen elements. */
+static struct g *runqsteal(struct p *pp, struct p *p2, bool stealRunNextG)
+{
+	uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	uint32_t n = runqgrab(p2, pp->runq, t, stealRunNextG);
+	if (n == 0)
+		return NULL;
+	n--;
+	struct g *gp = atomic_load_explicit(&pp->runq[(t + n) % RUNQ_SIZE], memory_order_relaxed);
+	if (n == 0)
+		return gp;
+	uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+	if (t - h + n >= RUNQ_SIZE)
+		throw("runqsteal: runq overflow");
+	atomic_store_explicit(&pp->runqtail, t + n, memory_order_release);
+	return gp;
+}
+
+/* Try get a batch of G's from the global runnable queue. sched.lock must
+ * be held. */
+static struct g *globrunqget(struct p *pp, int32_t max)
+{
+	if (sched.runq.n == 0)
+		return NULL;
+	int32_t n = sched.runq.n / atomic_load(&gomaxprocs) + 1;
+	if (n > sched.runq.n)
+		n = sched.runq.n;
+	if (max > 0 && n > max)
+		n = max;
+	if (n > RUNQ_SIZE / 2)
+		n = RUNQ_SIZE / 2;
+	struct g *gp = gq_pop(&sched.runq);
+	n--;
+	for (; n > 0; n--)
+		runqput(pp, gq_pop(&sched.runq), false);
+	return gp;
+}
+
+/* ---- idle P and M lists (proc.go: pidleput, pidleget, mput, mget) --- */
+
+static void pidleput(struct p *pp)
+{
+	if (!runqempty(pp))
+		throw("pidleput: P has non-empty run queue");
+	atomic_store(&pp->status, _Pidle);
+	pp->m = NULL;
+	pp->link = sched.pidle;
+	sched.pidle = pp;
+	atomic_fetch_add(&sched.npidle, 1);
+}
+
+static struct p *pidleget(void)
+{
+	struct p *pp = sched.pidle;
+	if (pp) {
+		sched.pidle = pp->link;
+		atomic_fetch_sub(&sched.npidle, 1);
+	}
+	return pp;
+}
+
+static void mput(struct m *mp)
+{
+	mp->schedlink = sched.midle;
+	sched.midle = mp;
+	sched.nmidle++;
+	checkdead();
+}
+
+static struct m *mget(void)
+{
+	struct m *mp = sched.midle;
+	if (mp) {
+		sched.midle = mp->schedlink;
+		sched.nmidle--;
+	}
+	return mp;
+}
+
+/* ---- acquirep / releasep (proc.go: wirep) --------------------------- */
+
+void acquirep(struct p *pp)
+{
+	struct m *mp = getg()->m;
+	if (unlikely(mp->p || pp->m)) {
+		printerr("runtime: acquirep: m%lld p=%p pp->m=%p\n", (long long)mp->id,
+		         (void *)mp->p, (void *)pp->m);
+		throw("acquirep: already in go");
+	}
+	uint32_t st = atomic_load(&pp->status);
+	if (unlikely(st != _Pidle)) {
+		printerr("runtime: acquirep: p%d status=%u\n", pp->id, st);
+		throw("acquirep: invalid p state");
+	}
+	mp->p = pp;
+	pp->m = mp;
+	atomic_store(&pp->status, _Prunning);
+}
+
+struct p *releasep(void)
+{
+	struct m *mp = getg()->m;
+	struct p *pp = mp->p;
+	if (unlikely(!pp || pp->m != mp || atomic_load(&pp->status) != _Prunning))
+		throw("releasep: invalid arg");
+	mp->p = NULL;
+	pp->m = NULL;
+	atomic_store(&pp->status, _Pidle);
+	return pp;
+}
+
+/* ---- Ms: start, stop, spin (proc.go) -------------------------------- */
+
+/* Stops execution of the current m until new work is available. */
+static void stopm(void)
+{
+	struct m *mp = getg()->m;
+	if (mp->locks)
+		throw("stopm holding locks");
+	if (mp->p)
+		throw("stopm holding p");
+	if (mp->spinning)
+		throw("stopm spinning");
+	lock(&sched.lock);
+	mput(mp);
+	unlock(&sched.lock);
+	mp->blocked = true;
+	notesleep(&mp->park);
+	noteclear(&mp->park);
+	mp->blocked = false;
+	acquirep(mp->nextp);
+	mp->nextp = NULL;
+}
+
+static void mspinning(void)
+{
+	/* startm's caller incremented nmspinning. Set the new M's spinning. */
+	getg()->m->spinning = true;
+}
+
+/* Schedules some M to run the p (creates an M if necessary). If pp==NULL,
+ * tries to get an idle P; if there are none, does nothing. */
+void startm(struct p *pp, bool spinning)
+{
+	lock(&sched.lock);
+	if (!pp) {
+		pp = pidleget();
+		if (!pp) {
+			unlock(&sched.lock);
+			if (spinning) {
+				/* The caller incremented nmspinning, but there are no idle
+				 * Ps, so it's okay to just undo the increment and give up. */
+				if (atomic_fetch_sub(&sched.nmspinning, 1) - 1 < 0)
+					throw("startm: negative nmspinning");
+			}
+			return;
+		}
+	}
+	struct m *nmp = mget();
+	if (!nmp) {
+		unlock(&sched.lock);
+		newm(spinning ? mspinning : NULL, pp);
+		return;
+	}
+	unlock(&sched.lock);
+	if (nmp->spinning)
+		throw("startm: m is spinning");
+	if (nmp->nextp)
+		throw("startm: m has p");
+	if (spinning && !runqempty(pp))
+		throw("startm: p has runnable gs");
+	/* The caller incremented nmspinning, so set m.spinning in the new M. */
+	nmp->spinning = spinning;
+	nmp->nextp = pp;
+	notewakeup(&nmp->park);
+}
+
+/* Hands off P from syscall or locked M. Always runs without a P. */
+void handoffp(struct p *pp)
+{
+	/* if it has local work, start it straight away */
+	if (!runqempty(pp) || sched.runq.n != 0) {
+		startm(pp, false);
+		return;
+	}
+	/* no local work, check that there are no spinning/idle M's, otherwise
+	 * our help is not required */
+	int32_t zero = 0;
+	if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
+	    atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
+		startm(pp, true);
+		return;
+	}
+	lock(&sched.lock);
+	if (atomic_load(&sched.gcwaiting)) {
+		atomic_store(&pp->status, _Pgcstop);
+		pp->m = NULL;
+		sched.stopwait--;
+		if (sched.stopwait == 0)
+			notewakeup(&sched.stopnote);
+		unlock(&sched.lock);
+		return;
+	}
+	if (sched.runq.n != 0) {
+		unlock(&sched.lock);
+		startm(pp, false);
+		return;
+	}
+	pidleput(pp);
+	unlock(&sched.lock);
+}
+
+/* Tries to add one more P to execute G's. Called when a G is made runnable
+ * (newproc, ready). */
+void wakep(void)
+{
+	if (atomic_load(&sched.npidle) == 0)
+		return;
+	/* be conservative about spinning threads */
+	int32_t zero = 0;
+	if (atomic_load(&sched.nmspinning) != 0 ||
+	    !atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
+		return;
+	startm(NULL, true);
+}
+
+static void resetspinning(void)
+{
+	struct m *mp = getg()->m;
+	if (!mp->spinning)
+		throw("resetspinning: not a spinning m");
+	mp->spinning = false;
+	int32_t n = atomic_fetch_sub(&sched.nmspinning, 1) - 1;
+	if (n < 0)
+		throw("findrunnable: negative nmspinning");
+	/* M wakeup policy is deliberately somewhat conservative, so check if we
+	 * need to wakeup another P here. */
+	wakep();
+}
+
+/* Stops the current M for stopTheWorld. Returns when the world restarts. */
+static void gcstopm(void)
+{
+	struct m *mp = getg()->m;
+	if (!atomic_load(&sched.gcwaiting))
+		throw("gcstopm: not waiting for gc");
+	if (mp->spinning) {
+		mp->spinning = false;
+		if (atomic_fetch_sub(&sched.nmspinning, 1) - 1 < 0)
+			throw("gcstopm: negative nmspinning");
+	}
+	struct p *pp = releasep();
+	lock(&sched.lock);
+	atomic_store(&pp->status, _Pgcstop);
+	sched.stopwait--;
+	if (sched.stopwait == 0)
+		notewakeup(&sched.stopnote);
+	unlock(&sched.lock);
+	stopm();
+}
+
+/* Schedules the locked m to run the locked gp. */
+static void startlockedm(struct g *gp)
+{
+	struct m *mp = getg()->m;
+	struct m *lm = gp->lockedm;
+	if (lm == mp)
+		throw("startlockedm: locked to me");
+	if (lm->nextp)
+		throw("startlockedm: m has p");
+	/* directly handoff current P to the locked m */
+	lock(&sched.lock);
+	sched.nmidlelocked--;
+	unlock(&sched.lock);
+	struct p *pp = releasep();
+	lm->nextp = pp;
+	notewakeup(&lm->park);
+	stopm(); /* returns with a P: the caller schedules again */
+}
+
+/* Stops execution of the current m that is locked to a g until the g is
+ * runnable again. Returns with acquired P. */
+static void stoplockedm(void)
+{
+	struct m *mp = getg()->m;
+	if (!mp->lockedg || mp->lockedg->lockedm != mp)
+		throw("stoplockedm: inconsistent locking");
+	if (mp->p) {
+		/* Schedule another M to run this p. */
+		struct p *pp = releasep();
+		handoffp(pp);
+	}
+	lock(&sched.lock);
+	sched.nmidlelocked++;
+	checkdead();
+	unlock(&sched.lock);
+	mp->blocked = true;
+	notesleep(&mp->park);
+	noteclear(&mp->park);
+	mp->blocked = false;
+	uint32_t st = readgstatus(mp->lockedg);
+	if (st != _Grunnable) {
+		printerr("runtime:stoplockedm: lockedg (atomicstatus=%u) is not Grunnable\n", st);
+		throw("stoplockedm: not runnable");
+	}
+	acquirep(mp->nextp);
+	mp->nextp = NULL;
+}
+
+/* ---- findrunnable (proc.go) ----------------------------------------- */
+
+/* randomOrder: an enumeration of all Ps in a pseudo-random order, as Go's
+ * stealOrder: a start position and a stride coprime with the count. */
+static uint32_t coprimes[MAX_PROCS];
+static int32_t ncoprimes;
+static int32_t coprimes_for;
+
+static uint32_t gcd32(uint32_t a, uint32_t b)
+{
+	while (b) {
+		uint32_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static void steal_order_reset(int32_t n)
+{
+	ncoprimes = 0;
+	for (int32_t i = 1; i <= n; i++)
+		if (gcd32((uint32_t)i, (uint32_t)n) == 1)
+			coprimes[ncoprimes++] = (uint32_t)i;
+	coprimes_for = n;
+}
+
+static struct g *stealWork(struct p *pp)
+{
+	int32_t n = atomic_load(&gomaxprocs);
+	if (n <= 1 || coprimes_for != n)
+		return NULL;
+	for (int i = 0; i < 4; i++) {
+		bool stealRunNextG = i == 4 - 1;
+		uint32_t r = cheaprand();
+		uint32_t pos = r % (uint32_t)n;
+		uint32_t inc = coprimes[r % (uint32_t)ncoprimes];
+		for (int32_t k = 0; k < n; k++, pos = (pos + inc) % (uint32_t)n) {
+			if (atomic_load(&sched.gcwaiting))
+				return NULL;
+			struct p *p2 = allp[pos];
+			if (p2 == pp)
+				continue;
+			if (atomic_load(&p2->status) == _Pidle)
+				continue;
+			struct g *gp = runqsteal(pp, p2, stealRunNextG);
+			if (gp)
+				return gp;
+		}
+	}
+	return NULL;
+}
+
+/* Finds a runnable goroutine to execute. Tries to steal from other P's and
+ * get g from global queue. */
+static struct g *findrunnable(bool *inheritTime)
+{
+	struct m *mp = getg()->m;
+top:;
+	struct p *pp = mp->p;
+	if (atomic_load(&sched.gcwaiting)) {
+		gcstopm();
+		goto top;
+	}
+	struct g *gp = runqget(pp, inheritTime);
+	if (gp)
+		return gp;
+	/* global runq */
+	if (sched.runq.n != 0) {
+		lock(&sched.lock);
+		gp = globrunqget(pp, 0);
+		unlock(&sched.lock);
+		if (gp) {
+			*inheritTime = false;
+			return gp;
+		}
+	}
+	/* Spinning Ms: steal work from other Ps. Limit the number of spinning
+	 * Ms to half the number of busy Ps. This is necessary to prevent
+	 * excessive CPU consumption when GOMAXPROCS>>1 but the program
+	 * parallelism is low. */
+	int32_t procs = atomic_load(&gomaxprocs);
+	if (mp->spinning || 2 * atomic_load(&sched.nmspinning) < procs - atomic_load(&sched.npidle)) {
+		if (!mp->spinning) {
+			mp->spinning = true;
+			atomic_fetch_add(&sched.nmspinning, 1);
+		}
+		gp = stealWork(pp);
+		if (gp) {
+			*inheritTime = false;
+			return gp;
+		}
+	}
+	/* We have nothing to do. Before we drop our P, make a snapshot of the
+	 * allp slice; it can change once we're no longer blocking safe-point. */
+	int32_t nsnap = procs;
+	lock(&sched.lock);
+	if (atomic_load(&sched.gcwaiting)) {
+		unlock(&sched.lock);
+		goto top;
+	}
+	if (sched.runq.n != 0) {
+		gp = globrunqget(pp, 0);
+		unlock(&sched.lock);
+		*inheritTime = false;
+		return gp;
+	}
+	if (releasep() != pp)
+		throw("findrunnable: wrong p");
+	pidleput(pp);
+	unlock(&sched.lock);
+
+	/* Delicate dance: thread transitions from spinning to non-spinning
+	 * state, potentially concurrently with submission of new work. We must
+	 * drop nmspinning first and then check all sources again (with
+	 * #StoreLoad memory barrier in between). If we do it the other way
+	 * around, another thread can submit work after we've checked all
+	 * sources but before we drop nmspinning; as a result nobody will
+	 * unpark a thread to run the work. */
+	bool wasSpinning = mp->spinning;
+	if (mp->spinning) {
+		mp->spinning = false;
+		if (atomic_fetch_sub(&sched.nmspinning, 1) - 1 < 0)
+			throw("findrunnable: negative nmspinning");
+		/* Check all runqueues once again. */
+		for (int32_t i = 0; i < nsnap; i++) {
+			struct p *p2 = allp[i];
+			if (atomic_load(&p2->status) != _Pidle && !runqempty(p2)) {
+				lock(&sched.lock);
+				pp = pidleget();
+				unlock(&sched.lock);
+				if (pp) {
+					acquirep(pp);
+					mp->spinning = true;
+					atomic_fetch_add(&sched.nmspinning, 1);
+					goto top;
+				}
+				break;
+			}
+		}
+		/* And the global queue: a runqputslow or an injectglist may have
+		 * pushed there after our check under the lock. */
+		lock(&sched.lock);
+		if (sched.runq.n != 0 && (pp = pidleget())) {
+			unlock(&sched.lock);
+			acquirep(pp);
+			mp->spinning = true;
+			atomic_fetch_add(&sched.nmspinning, 1);
+			goto top;
+		}
+		unlock(&sched.lock);
+	}
+	(void)wasSpinning;
+	stopm();
+	goto top;
+}
+
+/* ---- M start and exit ----------------------------------------------- */
+
+struct mstart_args {
+	struct m *mp;
+};
+
+static __attribute__((noreturn)) void mstart1(void *arg)
+{
+	struct m *mp = arg;
+	switch_finish(mp->g0);
+	if (mp->mstartfn)
+		mp->mstartfn();
+	if (mp->nextp) {
+		acquirep(mp->nextp);
+		mp->nextp = NULL;
+	}
+	schedule();
+}
+
+/* The start routine of every M's thread. The thread's own stack below this
+ * frame is the M's g0 stack; m.exitbuf returns here when the M exits. */
+static void *mstart(void *arg)
+{
+	struct m *mp = arg;
+	minit(mp);
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t top = (here - 1024) & ~(uintptr_t)15;
+	mp->g0->stack.hi = top;
+	mp->g0->stack.lo = top - 256 * 1024 + 8192;
+	mp->g0buf.sp = top;
+	struct gobuf start;
+	start.tls = 0;
+	goshim_gostart_frame(&start, top, mstart1, mp);
+	goshim_swtch(&mp->g0->sched, &start); /* returns only in mexit */
+	atomic_fetch_sub(&nthreads_own, 1);
+	return NULL;
+}
+
+/* Ends the current M's thread (a goroutine exited while locked to it). */
+static void mexit(struct m *mp)
+{
+	if (mp->p) {
+		struct p *pp = releasep();
+		handoffp(pp);
+	}
+	lock(&sched.lock);
+	sched.nmfreed++;
+	checkdead();
+	unlock(&sched.lock);
+	/* The M struct stays in allm (tracebacks may read it); the thread ends
+	 * by resuming mstart's frame. */
+	goshim_gogo(&mp->g0->sched);
+}
+
+static void newm(void (*fn)(void), struct p *pp)
+{
+	struct m *mp = allocm();
+	mp->ownthread = true;
+	mp->mstartfn = fn;
+	mp->nextp = pp;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024 + 16384);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Ms must not inherit a goroutine's blocked signals. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_fetch_add(&nthreads_own, 1);
+	pthread_t t;
+	int err = real_pthread_create(&t, &attr, mstart, mp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		printerr("runtime: failed to create new OS thread (have %d already; errno=%d)\n",
+		         (int)mcount(), err);
+		throw("newosproc");
+	}
+}
+
+/* ---- syscalls and foreign code (proc.go: entersyscall, exitsyscall) - */
+
+static void entersyscall_gcwait(struct p *pp)
+{
+	lock(&sched.lock);
+	uint32_t exp = _Psyscall;
+	if (sched.stopwait > 0 &&
+	    atomic_compare_exchange_strong(&pp->status, &exp, _Pgcstop)) {
+		sched.stopwait--;
+		if (sched.stopwait == 0)
+			notewakeup(&sched.stopnote);
+	}
+	unlock(&sched.lock);
+}
+
+/* The goroutine leaves the runtime for foreign code (or a syscall): its P
+ * may be retaken while it is away. */
+static inline void reentersyscall(bool foreign)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	struct p *pp = mp->p;
+	mp->syscallwhen = 0;
+	atomic_store_explicit(&pp->syscalltick, pp->syscalltick + 1, memory_order_relaxed);
+	pp->m = NULL;
+	mp->oldp = pp;
+	mp->p = NULL;
+	atomic_store_explicit(&pp->inforeign, foreign, memory_order_relaxed);
+	atomic_store_explicit(&pp->status, _Psyscall, memory_order_release);
+	if (unlikely(atomic_load(&sched.gcwaiting)))
+		entersyscall_gcwait(pp);
+}
+
+void runtime_leave(void)
+{
+	reentersyscall(true);
+}
+
+void entersyscall(void)
+{
+	struct g *gp = getg();
+	casgstatus(gp, _Grunning, _Gsyscall);
+	reentersyscall(false);
+}
+
+/* exitsyscallfast: try to get the old P back, or any idle P. */
+static bool exitsyscallfast(struct m *mp, struct p *oldp)
+{
+	uint32_t exp = _Psyscall;
+	if (oldp && atomic_load_explicit(&oldp->status, memory_order_relaxed) == _Psyscall &&
+	    atomic_compare_exchange_strong_explicit(&oldp->status, &exp, _Prunning,
+	        memory_order_acquire, memory_order_relaxed)) {
+		mp->p = oldp;
+		oldp->m = mp;
+		return true;
+	}
+	if (atomic_load(&sched.npidle) > 0 && !atomic_load(&sched.gcwaiting)) {
+		lock(&sched.lock);
+		struct p *pp = pidleget();
+		if (pp && atomic_load(&sched.sysmonwait)) {
+			atomic_store(&sched.sysmonwait, 0);
+			notewakeup(&sched.sysmonnote);
+		}
+		unlock(&sched.lock);
+		if (pp) {
+			acquirep(pp);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void exitsyscall_common(bool foreign)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	struct p *oldp = mp->oldp;
+	mp->oldp = NULL;
+	if (likely(exitsyscallfast(mp, oldp))) {
+		if (!foreign)
+			casgstatus(gp, _Gsyscall, _Grunning);
+		atomic_store_explicit(&mp->p->syscalltick, mp->p->syscalltick + 1, memory_order_relaxed);
+		return;
+	}
+	if (foreign)
+		casgstatus(gp, _Grunning, _Gsyscall);
+	mcall(exitsyscall0); /* returns rescheduled, with a P, maybe on another M */
+}
+
+void runtime_enter(void)
+{
+	exitsyscall_common(true);
+}
+
+void exitsyscall(void)
+{
+	exitsyscall_common(false);
+}
+
+/* exitsyscall slow path on g0: failed to acquire P, enqueue gp as
+ * runnable. */
+static void exitsyscall0(struct g *gp)
+{
+	struct m *mp = on_g0(gp);
+	casgstatus(gp, _Gsyscall, _Grunnable);
+	dropg_of(mp, gp);
+	lock(&sched.lock);
+	struct p *pp = NULL;
+	if (!atomic_load(&sched.gcwaiting))
+		pp = pidleget();
+	bool locked = gp->lockedm != NULL;
+	if (!pp || locked) {
+		if (!pp)
+			globrunqput_locked(gp);
+	}
+	if (pp && atomic_load(&sched.sysmonwait)) {
+		atomic_store(&sched.sysmonwait, 0);
+		notewakeup(&sched.sysmonnote);
+	}
+	unlock(&sched.lock);
+	if (pp) {
+		acquirep(pp);
+		execute(gp, false); /* Never returns. */
+	}
+	if (locked) {
+		/* Wait until another thread schedules gp and so m again. */
+		stoplockedm();
+		execute(gp, false); /* Never returns. */
+	}
+	stopm();
+	schedule(); /* Never returns. */
+}
+
+/* ---- lockOSThread (proc.go) ----------------------------------------- */
+
+void lockOSThread(void)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	if (mp->lockedExt + 1 == 0)
+		throw("LockOSThread nesting overflow");
+	mp->lockedExt++;
+	mp->lockedg = gp;
+	gp->lockedm = mp;
+}
+
+void unlockOSThread(void)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	if (mp->lockedExt == 0)
+		return;
+	mp->lockedExt--;
+	if (mp->lockedInt != 0 || mp->lockedExt != 0)
+		return;
+	mp->lockedg = NULL;
+	gp->lockedm = NULL;
+}
+
+/* ---- stop the world and procresize (proc.go) ------------------------ */
+
+/* stopTheWorldWithSema: every P ends up _Pgcstop except the caller's. The
+ * caller is a goroutine inside the runtime, holding its P. */
+static void stopTheWorld(void)
+{
+	struct m *mp = getg()->m;
+	lock(&sched.lock);
+	sched.stopwait = atomic_load(&gomaxprocs);
+	atomic_store(&sched.gcwaiting, 1);
+	/* stop current P */
+	atomic_store(&mp->p->status, _Pgcstop);
+	sched.stopwait--;
+	/* try to retake all P's in Psyscall status */
+	for (int32_t i = 0; i < atomic_load(&gomaxprocs); i++) {
+		struct p *pp = allp[i];
+		uint32_t exp = _Psyscall;
+		if (atomic_compare_exchange_strong(&pp->status, &exp, _Pgcstop))
+			sched.stopwait--;
+	}
+	/* stop idle P's */
+	struct p *pp;
+	while ((pp = pidleget())) {
+		atomic_store(&pp->status, _Pgcstop);
+		sched.stopwait--;
+	}
+	bool wait = sched.stopwait > 0;
+	unlock(&sched.lock);
+	/* wait for remaining P's to stop voluntarily: Ms in the scheduler
+	 * notice gcwaiting in schedule/findrunnable, Ms returning to foreign
+	 * code in entersyscall_gcwait */
+	if (wait) {
+		for (;;) {
+			if (notetsleep(&sched.stopnote, 100 * 1000)) {
+				noteclear(&sched.stopnote);
+				break;
+			}
+			/* Ps that went to _Psyscall since */
+			lock(&sched.lock);
+			for (int32_t i = 0; i < atomic_load(&gomaxprocs); i++) {
+				struct p *p2 = allp[i];
+				uint32_t exp = _Psyscall;
+				if (atomic_compare_exchange_strong(&p2->status, &exp, _Pgcstop))
+					sched.stopwait--;
+			}
+			bool done = sched.stopwait == 0;
+			unlock(&sched.lock);
+			if (done) {
+				/* a stopper may still notewakeup: wait for it */
+				notesleep(&sched.stopnote);
+				noteclear(&sched.stopnote);
+				break;
+			}
+		}
+	}
+	if (sched.stopwait != 0)
+		throw("stopTheWorld: not stopped");
+	for (int32_t i = 0; i < atomic_load(&gomaxprocs); i++)
+		if (atomic_load(&allp[i]->status) != _Pgcstop)
+			throw("stopTheWorld: not stopped");
+}
+
+static void pinit(struct p *pp, int32_t id)
+{
+	pp->id = id;
+	atomic_store(&pp->status, _Pgcstop);
+}
+
+/* p.destroy: moves everything a P holds elsewhere. sched.lock held, world
+ * stopped. */
+static void pdestroy(struct p *pp)
+{
+	struct g *gp;
+	bool inh;
+	while ((gp = runqget(pp, &inh)))
+		gq_pushhead(&sched.runq, gp);
+	gfpurge(pp);
+	stackcache_flush(pp);
+	atomic_store(&pp->status, _Pdead);
+}
+
+/* procresize changes the number of Ps; sched.lock held, world stopped.
+ * Returns the list of Ps with local work, which the caller must schedule. */
+static struct p *procresize(int32_t nprocs)
+{
+	struct m *mp = getg()->m;
+	int32_t old = atomic_load(&gomaxprocs);
+	if (old < 0 || nprocs <= 0)
+		throw("procresize: invalid arg");
+	/* initialize new P's */
+	for (int32_t i = nallp; i < nprocs; i++) {
+		struct p *pp = calloc(1, sizeof *pp);
+		if (!pp)
+			throw("procresize: out of memory");
+		pinit(pp, i);
+		__atomic_store_n(&allp[i], pp, __ATOMIC_RELEASE);
+	}
+	if (nprocs > nallp)
+		nallp = nprocs;
+	for (int32_t i = old; i < nprocs; i++)
+		if (atomic_load(&allp[i]->status) == _Pdead)
+			atomic_store(&allp[i]->status, _Pgcstop);
+
+	if (mp->p && mp->p->id < nprocs) {
+		/* continue to use the current P */
+		atomic_store(&mp->p->status, _Prunning);
+	} else {
+		/* release the current P and acquire allp[0] */
+		if (mp->p) {
+			mp->p->m = NULL;
+			mp->p = NULL;
+		}
+		struct p *pp = allp[0];
+		pp->m = NULL;
+		atomic_store(&pp->status, _Pidle);
+		acquirep(pp);
+	}
+	/* release resources from unused P's */
+	for (int32_t i = nprocs; i < old; i++)
+		pdestroy(allp[i]);
+	steal_order_reset(nprocs);
+	atomic_store(&gomaxprocs, nprocs);
+
+	struct p *runnablePs = NULL;
+	for (int32_t i = nprocs - 1; i >= 0; i--) {
+		struct p *pp = allp[i];
+		if (mp->p == pp)
+			continue;
+		atomic_store(&pp->status, _Pidle);
+		if (runqempty(pp)) {
+			pidleput(pp);
+		} else {
+			pp->m = mget();
+			pp->link = runnablePs;
+			runnablePs = pp;
+		}
+	}
+	return runnablePs;
+}
+
+static void startTheWorld(struct p *runnable)
+{
+	atomic_store(&sched.gcwaiting, 0);
+	if (atomic_load(&sched.sysmonwait)) {
+		atomic_store(&sched.sysmonwait, 0);
+		notewakeup(&sched.sysmonnote);
+	}
+	unlock(&sched.lock);
+	while (runnable) {
+		struct p *pp = runnable;
+		runnable = pp->link;
+		pp->link = NULL;
+		if (pp->m) {
+			struct m *mp = pp->m;
+			pp->m = NULL;
+			if (mp->nextp)
+				throw("startTheWorld: inconsistent mp->nextp");
+			mp->nextp = pp;
+			notewakeup(&mp->park);
+		} else {
+			/* Start M to run P. */
+			startm(pp, false);
+		}
+	}
+	/* Wakeup an additional proc in case we have excessive runnable
+	 * goroutines in local queues or in the global queue. */
+	wakep();
+}
+
+/* GOMAXPROCS: called from a goroutine inside the runtime. */
+int procresize_set(int32_t n)
+{
+	int32_t old = atomic_load(&gomaxprocs);
+	if (n < 1 || n == old)
+		return old;
+	if (n > MAX_PROCS)
+		n = MAX_PROCS;
+	stopTheWorld();
+	lock(&sched.lock);
+	struct p *runnable = procresize(n);
+	startTheWorld(runnable);
+	return old;
+}
+
+/* ---- deadlock detection (proc.go: checkdead) ------------------------ */
+
+/* OS threads in this process, from /proc/self/stat (raw syscalls: this
+ * runs with sched.lock held). -1 if unknown. */
+static int process_threads(void)
+{
+	char buf[1024];
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+	syscall(SYS_close, fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* field 20 (num_threads); the comm field (2) may hold spaces, so count
+	 * from the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	int field = 2;
+	for (; *p && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	return atoi(p);
+}
+
+/* Check for deadlock situation. The check is based on number of running
+ * M's, if 0 -> deadlock. sched.lock held. */
+void checkdead(void)
+{
+	int32_t run = mcount() - sched.nmidle - sched.nmidlelocked - sched.nmsys;
+	if (run > 0)
+		return;
+	if (run < 0) {
+		printerr("runtime: checkdead: nmidle=%d nmidlelocked=%d mcount=%d nmsys=%d\n",
+		         sched.nmidle, sched.nmidlelocked, mcount(), sched.nmsys);
+		throw("checkdead: inconsistent counts");
+	}
+	/* A thread the runtime does not know may still call in and wake
+	 * someone: then this is not a deadlock we can prove. */
+	int threads = process_threads();
+	if (threads < 0 || threads > atomic_load(&nthreads_own))
+		return;
+	int grunning = 0;
+	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
+		if (gp->system)
+			continue;
+		switch (readgstatus(gp)) {
+		case _Gwaiting:
+			grunning++;
+			break;
+		case _Grunnable:
+		case _Grunning:
+		case _Gsyscall:
+			printerr("runtime: checkdead: find g %lld in status %u\n", (long long)gp->goid,
+			         readgstatus(gp));
+			throw("checkdead: runnable g");
+		default:
+			break;
+		}
+	}
+	if (grunning == 0) /* possible if main goroutine calls runtime·Goexit() */
+		fatal("no goroutines (main called runtime.Goexit) - deadlock!");
+	fatal("all goroutines are asleep - deadlock!");
+}
+
+/* ---- start-up: schedinit, main adoption, needm ---------------------- */
+
+/* Adopting a thread (cgo's needm + lockOSThread): a new M whose g0 runs on
+ * a separate stack, and a goroutine for the code on the thread's own stack,
+ * locked to that M. */
+static struct m *adopt_m(void)
+{
+	struct m *mp = allocm();
+	mp->incgo = true;
+	struct g *g0 = mp->g0;
+	if (!stackalloc(&g0->stack, 0))
+		throw("needm: cannot allocate g0 stack");
+	mp->g0buf.sp = g0->stack.hi & ~(uintptr_t)15;
+	minit(mp);
+	atomic_fetch_add(&nthreads_own, 1);
+	return mp;
+}
+
+/* The adopted goroutine, _Grunning on mp, in foreign code without a P. */
+static struct g *adopt_g(struct m *mp)
+{
+	struct g *gp = calloc(1, sizeof *gp);
+	if (!gp)
+		throw("needm: out of memory");
+	atomic_store(&gp->atomicstatus, _Gidle);
+	gp->adopted = true;
+	gp->sched.tls = mp->tls;
+#ifdef GOSHIM_TSAN
+	/* The thread's own fiber is the goroutine's; g0 gets a new one. */
+	gp->tsan_fiber = mp->g0->tsan_fiber;
+	mp->g0->tsan_fiber = __tsan_create_fiber(0);
+#endif
+	gp->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
+	casgstatus(gp, _Gidle, _Gdead);
+	allgadd(gp);
+	atomic_fetch_add(&sched.ngoroutines, 1);
+	mp->curg = gp;
+	gp->m = mp;
+	mp->lockedInt = 1; /* internal: go_unlock_thread cannot release it */
+	mp->lockedg = gp;
+	gp->lockedm = mp;
+	casgstatus(gp, _Gdead, _Grunning);
+	mp->oldp = NULL;
+	setg(gp);
+	return gp;
+}
+
+static void needm_destructor(void *arg)
+{
+	/* The adopted thread is exiting: its goroutine and M end with it. */
+	struct g *gp = arg;
+	if (getg() != gp || readgstatus(gp) == _Gdead)
+		return;
+	runtime_enter();
+	struct m *mp = gp->m;
+	casgstatus(gp, _Grunning, _Gdead);
+	atomic_fetch_sub(&sched.ngoroutines, 1);
+	mp->lockedg = NULL;
+	gp->lockedm = NULL;
+	mp->curg = NULL;
+	gp->m = NULL;
+	setg(mp->g0);
+	handoffp(releasep());
+	lock(&sched.lock);
+	sched.nmfreed++;
+	unlock(&sched.lock);
+	atomic_fetch_sub(&nthreads_own, 1);
+	setg(NULL);
+}
+
+/* Returns with the calling thread a goroutine in foreign code without a
+ * P: the caller's runtime_enter gets one. */
+struct g *needm(void)
+{
+	if (!__atomic_load_n(&runtime_inited, __ATOMIC_ACQUIRE))
+		schedinit();
+	struct g *gp = getg();
+	if (gp)
+		return gp; /* schedinit adopted this thread as main */
+	struct m *mp = adopt_m();
+	gp = adopt_g(mp);
+	pthread_setspecific(needm_key, gp);
+	return gp;
+}
+
+void newm_sysmon(void)
+{
+	bool exp = false;
+	if (atomic_load_explicit(&sysmon_started, memory_order_relaxed) ||
+	    !atomic_compare_exchange_strong(&sysmon_started, &exp, true))
+		return;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	atomic_fetch_add(&nthreads_own, 1);
+	pthread_t t;
+	int err = real_pthread_create(&t, &attr, sysmon_thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err)
+		throw("newosproc: cannot start sysmon");
+}
+
+/* proc.go: schedinit. Runs once, from the library constructor (or the
+ * first API call, if that comes first), on the thread that loads us. */
+void schedinit(void)
+{
+	static _Atomic int once;
+	int exp = 0;
+	if (!atomic_compare_exchange_strong(&once, &exp, 1)) {
+		while (!__atomic_load_n(&runtime_inited, __ATOMIC_ACQUIRE))
+			sched_yield();
+		return;
+	}
+#if defined(__x86_64__)
+	goshim_have_fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0;
+#endif
+	parse_env();
+	stack_init();
+	sched.maxmcount = 10000;
+	sched.starttime = nanotime();
+	atomic_store(&sched.lastpoll, 0);
+	pthread_key_create(&needm_key, needm_destructor);
+	allp = calloc(MAX_PROCS, sizeof *allp);
+	if (!allp)
+		throw("schedinit: out of memory");
+	int32_t procs = 0;
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		procs = CPU_COUNT(&set);
+	if (procs < 1)
+		procs = 1;
+	if (env_gomaxprocs > 0)
+		procs = env_gomaxprocs;
+	if (procs > MAX_PROCS)
+		procs = MAX_PROCS;
+	install_fatal_signals();
+
+	/* The loading thread (main) becomes M0 with the first P, and its code
+	 * the first goroutine, as Go's runtime.main. */
+	struct m *mp = adopt_m();
+	lock(&sched.lock);
+	if (procresize(procs))
+		throw("schedinit: unexpected runnable P");
+	unlock(&sched.lock);
+	adopt_g(mp);
+	runtime_leave();
+	__atomic_store_n(&runtime_inited, true, __ATOMIC_RELEASE);
+	atomic_store(&mainStarted, true);
+}

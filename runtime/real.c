@@ -1,0 +1,55 @@
+/*
+ * The libc functions the runtime itself needs, resolved once past any
+ * interposition (design: runtime/ never calls an interposed symbol).
+ * Thread creation goes to glibc's own pthread_create; output goes through
+ * raw write(2) syscalls so that a fatal error can be printed from any
+ * state, signal handlers included.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+static pthread_create_fn real_pthread_create_p;
+
+int real_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	pthread_create_fn f = __atomic_load_n(&real_pthread_create_p, __ATOMIC_ACQUIRE);
+	if (!f) {
+		/* The newest version: the one a program built today calls. */
+		f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.34");
+		if (!f)
+			f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.2.5");
+		if (!f)
+			f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.17");
+		if (!f)
+			f = pthread_create;
+		__atomic_store_n(&real_pthread_create_p, f, __ATOMIC_RELEASE);
+	}
+	return f(t, attr, fn, arg);
+}
+
+ssize_t raw_write(int fd, const void *buf, size_t n)
+{
+	return syscall(SYS_write, fd, buf, n);
+}
+
+void raw_write_all(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0) {
+		ssize_t w = raw_write(fd, s, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+}

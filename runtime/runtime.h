@@ -1,0 +1,322 @@
+/*
+ * runtime.h — the data structures of the scheduler, ported from Go's
+ * runtime/runtime2.go, and the internal interface between runtime/ files.
+ *
+ * G: a goroutine. M: an OS thread (machine). P: a processor, the right to
+ * run goroutines; GOMAXPROCS of them exist. An M must hold a P to run a
+ * goroutine; an M without a P sleeps on its note or is in a syscall.
+ *
+ * Invariants kept from Go:
+ *  - g.atomicstatus changes only through casgstatus (CAS), along the edges
+ *    of Go's status machine (runtime2.go): Gidle -> Gdead -> Grunnable ->
+ *    Grunning -> {Gwaiting, Gsyscall, Grunnable, Gdead}.
+ *  - p.status is _Prunning only while an M owns it. _Psyscall means its M
+ *    is in a syscall *or running foreign code*: sysmon may take it away with
+ *    a CAS to _Pidle (retake), and the M gets a P back in exitsyscall.
+ *    Principle 3 of the design: the P moves, the goroutine keeps its M.
+ *  - Run queues: p.runq is a lock-free ring of 256 owned by its P (only the
+ *    owner puts; anyone may steal with a CAS on runqhead). The global queue,
+ *    the idle P and M lists and the G free list are under sched.lock.
+ *  - An M spins (looks for work without a P's work) only while counted in
+ *    sched.nmspinning; wakep starts a spinner only if none spins.
+ *
+ * Where Go code runs "on the system stack", this port runs on the M's g0
+ * stack: schedule() and everything it calls run only on g0.
+ */
+#ifndef GOSHIM_RUNTIME_H
+#define GOSHIM_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runtime/arch.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- lock_futex.c: Go's runtime/lock_futex.go ------------------------- */
+
+typedef struct { _Atomic uint32_t key; } mutex_t;   /* Go's runtime.mutex */
+typedef struct { _Atomic uint32_t key; } note_t;    /* Go's runtime.note */
+
+void lock(mutex_t *l);
+void unlock(mutex_t *l);
+void noteclear(note_t *n);
+void notewakeup(note_t *n);
+void notesleep(note_t *n);
+bool notetsleep(note_t *n, int64_t ns); /* false on timeout */
+int futexsleep(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+void futexwakeup(_Atomic uint32_t *addr, int cnt);
+
+/* ---- status machines (runtime2.go) ----------------------------------- */
+
+enum gstatus {
+	_Gidle = 0,     /* just allocated, not initialised */
+	_Grunnable = 1, /* on a run queue, not running */
+	_Grunning = 2,  /* running; has an M and a P */
+	_Gsyscall = 3,  /* in a syscall (or foreign code after retake); has an M */
+	_Gwaiting = 4,  /* parked (gopark); on some wait queue */
+	_Gdead = 6,     /* unused: exited, or on a free list */
+};
+
+enum pstatus {
+	_Pidle = 0,
+	_Prunning = 1,
+	_Psyscall = 2, /* M in a syscall or in foreign code: retake may steal it */
+	_Pgcstop = 3,  /* stopped by procresize (stopTheWorld) */
+	_Pdead = 4,    /* beyond GOMAXPROCS */
+};
+
+enum waitreason {
+	waitReasonZero = 0,
+	waitReasonChanReceive,
+	waitReasonChanSend,
+	waitReasonSelect,
+	waitReasonSelectNoCases,
+	waitReasonSleep,
+	waitReasonSemacquire,
+	waitReasonSyncMutexLock,
+	waitReasonSyncCondWait,
+	waitReasonIOWait,
+	waitReasonCoroutine,
+	waitReasonForever, /* tests: parks with nobody to wake it */
+	waitReasonLockedThread,
+	waitReasonCount
+};
+extern const char *const waitReasonStrings[waitReasonCount];
+
+/* ---- stacks (stack.c) ------------------------------------------------- */
+
+struct g;
+struct m;
+struct p;
+
+struct stack {
+	uintptr_t lo;   /* lowest usable address (just above the guard) */
+	uintptr_t hi;   /* one past the highest address */
+	uintptr_t base; /* the reservation: guard page(s) at base */
+	size_t size;    /* of the reservation, guard included */
+	uintptr_t touched_lo; /* deepest address handed out dirty, for reuse */
+};
+
+#define STACK_GUARD 4096u
+
+bool stackalloc(struct stack *s, size_t size);
+void stackfree(struct stack *s);
+void stackcache_flush(struct p *pp);
+bool stack_guard_hit(uintptr_t addr, int64_t *goid);
+void stack_init(void);
+size_t stack_default_size(void);
+
+/* ---- G, M, P ---------------------------------------------------------- */
+
+struct g;
+struct m;
+struct p;
+
+struct g {
+	struct gobuf sched;      /* saved context while not running */
+	struct stack stack;
+	_Atomic uint32_t atomicstatus;
+	int64_t goid;
+	struct m *m;             /* current M; NULL when not running */
+	struct m *lockedm;       /* lockOSThread */
+	struct g *schedlink;     /* run queue / free list link */
+	struct g *alllink;       /* allgs */
+	void (*startfn)(void *);
+	void *startarg;
+	uint8_t waitreason;
+	bool system;             /* runtime-internal: not in go_count */
+	bool adopted;            /* runs on a foreign thread's own stack (needm) */
+	bool exiting;            /* in goexit: its last switch frees sanitizer state */
+	int64_t waitsince;       /* when it parked (nanotime) */
+	int64_t parentgoid;
+	uintptr_t gopc;          /* where it was created */
+	void *param;             /* passed by whoever readies it */
+	uint32_t lockedExt, lockedInt;
+	/* sanitizer fiber state */
+	void *asan_fake_stack;
+	void *tsan_fiber;
+};
+
+struct m {
+	struct g *g0;            /* scheduling stack */
+	struct gobuf g0buf;      /* g0's stack top and TLS base, for mcall */
+	struct g *curg;          /* the goroutine running on this M */
+	struct p *p;             /* attached P; NULL when none */
+	struct p *nextp;
+	struct p *oldp;          /* P before entering a syscall */
+	int64_t id;
+	bool spinning;
+	bool blocked;            /* sleeping on park */
+	bool incgo;              /* an adopted foreign thread (needm) */
+	note_t park;
+	struct m *schedlink;
+	struct m *alllink;
+	struct g *lockedg;
+	uint32_t lockedExt, lockedInt;
+	uint64_t fastrand;
+	uintptr_t tls;           /* this thread's TLS base */
+	pid_t procid;
+	void (*mstartfn)(void);
+	int locks;               /* > 0: holds runtime locks, no preemption */
+	int64_t syscallwhen;
+	/* work handed from g0 to the goroutine side of mcall */
+	bool (*waitunlockf)(struct g *, void *);
+	void *waitlock;
+	bool ownthread;          /* a thread newm created: mexit may end it */
+	void *exit_stack;        /* the M's g0 stack, freed when the thread ends */
+};
+
+#define RUNQ_SIZE 256
+
+struct p {
+	int32_t id;
+	_Atomic uint32_t status;
+	struct p *link;
+	_Atomic uint32_t schedtick;   /* incremented on every scheduler call */
+	_Atomic uint32_t syscalltick; /* incremented on every re-entry from foreign code */
+	struct { uint32_t schedtick; int64_t schedwhen; uint32_t syscalltick; int64_t syscallwhen; } sysmontick;
+	struct m *m;                  /* back-link to the M (NULL if idle) */
+	_Atomic uint32_t runqhead;
+	_Atomic uint32_t runqtail;
+	_Atomic(struct g *) runq[RUNQ_SIZE];
+	_Atomic(struct g *) runnext;
+	struct g *gFree;              /* dead Gs with stacks */
+	int32_t gFreeN;
+	struct stack stackcache[32];
+	int32_t nstackcache;
+	_Atomic uint64_t nrun;        /* goroutines this P has run (tests, schedtrace) */
+	_Atomic uint32_t retaken;     /* times sysmon took this P from its M */
+	_Atomic bool inforeign;       /* _Psyscall means foreign code, not a syscall */
+};
+
+struct gqueue { struct g *head, *tail; int32_t n; };
+
+struct schedt {
+	_Atomic uint64_t goidgen;
+	_Atomic int64_t lastpoll;
+
+	mutex_t lock;
+	struct m *midle;              /* idle Ms waiting for work */
+	int32_t nmidle;
+	int32_t nmidlelocked;         /* locked Ms waiting for their G */
+	int64_t mnext;                /* Ms created so far; next M id */
+	int32_t maxmcount;
+	int32_t nmsys;                /* system Ms (sysmon) not counted for deadlock */
+	int64_t nmfreed;
+
+	struct p *pidle;
+	_Atomic int32_t npidle;
+	_Atomic int32_t nmspinning;
+
+	struct gqueue runq;           /* global run queue */
+
+	mutex_t gFreeLock;
+	struct g *gFree;
+	int32_t gFreeN;
+
+	_Atomic uint32_t gcwaiting;   /* procresize is stopping the world */
+	int32_t stopwait;
+	note_t stopnote;
+	_Atomic uint32_t sysmonwait;
+	note_t sysmonnote;
+
+	_Atomic int32_t ngoroutines;  /* user goroutines (go_count) */
+	int32_t procresizetime;
+	bool deadlock_checks;         /* false once a foreign thread could wake someone */
+	int64_t starttime;
+};
+
+extern struct schedt sched;
+extern struct p **allp;
+extern _Atomic int32_t gomaxprocs;
+extern int32_t nallp;
+extern mutex_t allglock;
+extern struct g *allgs;
+extern mutex_t allmlock;
+extern struct m *allm;
+extern bool runtime_inited;
+
+/* The goroutine running on this thread (Go's getg()). Each OS thread's TLS
+ * holds it; it is read with a fresh thread-pointer access each time, never
+ * from an address cached across a switch. */
+extern __thread struct g *goshim_g __attribute__((tls_model("initial-exec")));
+static inline __attribute__((always_inline)) struct g *getg(void)
+{
+	struct g *gp;
+	__asm__ volatile("" ::: "memory");
+	gp = *(struct g *volatile *)&goshim_g;
+	return gp;
+}
+static inline void setg(struct g *gp) { *(struct g *volatile *)&goshim_g = gp; }
+
+/* ---- proc.c ----------------------------------------------------------- */
+
+typedef bool (*unlockf_t)(struct g *gp, void *lock);
+
+void schedinit(void);
+struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err);
+__attribute__((noreturn)) void goexit1(void);
+void gopark(unlockf_t unlockf, void *lock, enum waitreason reason);
+void goready(struct g *gp);
+void gosched(void);
+void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval);
+uint32_t readgstatus(struct g *gp);
+void runqput(struct p *pp, struct g *gp, bool next);
+bool runqempty(struct p *pp);
+void globrunqput(struct g *gp);
+void wakep(void);
+void handoffp(struct p *pp);
+struct p *releasep(void);
+void acquirep(struct p *pp);
+void startm(struct p *pp, bool spinning);
+void entersyscall(void);
+void exitsyscall(void);
+void runtime_enter(void);   /* foreign code -> runtime: exitsyscall for user code */
+void runtime_leave(void);   /* runtime -> foreign code: entersyscall for user code */
+int procresize_set(int32_t n);
+void lockOSThread(void);
+void unlockOSThread(void);
+struct g *needm(void);      /* adopts the calling foreign thread */
+uint32_t cheaprand(void);
+int64_t nanotime(void);
+void usleep_raw(int64_t usec);
+void newm_sysmon(void);
+void *sysmon_thread(void *arg);
+void minit_signalstack(void);
+void checkdead(void);       /* called with sched.lock held */
+int32_t mcount(void);
+void injectglist(struct gqueue *q);
+
+/* sysmon.c */
+void sysmon(void);
+void schedtrace(bool detailed);
+extern int64_t debug_schedtrace_ms;
+extern bool debug_scheddetail;
+
+/* traceback.c */
+__attribute__((noreturn)) void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void fatal_nodump(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void throw(const char *msg);
+void dumpgoroutines(int fd);
+void install_fatal_signals(void);
+void printerr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern void (*fatal_handler)(const char *msg);
+
+/* env.c */
+void parse_env(void);
+extern int32_t env_gomaxprocs;
+extern size_t env_stacksize;
+
+/* real.c: libc functions the runtime may call, resolved past any
+ * interposition. */
+int real_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+ssize_t raw_write(int fd, const void *buf, size_t n);
+void raw_write_all(int fd, const char *s);
+
+#endif

@@ -1,0 +1,259 @@
+/* The scheduler under load: many goroutines, both Ps used, a goroutine
+ * stuck in foreign code does not hold up its P's other goroutines,
+ * GOMAXPROCS changes while goroutines run, park/ready of thousands. */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "goshim.h"
+#include "runtime/runtime.h"
+#include "testutil.h"
+
+static void wait_for(_Atomic int *counter, int want)
+{
+	while (atomic_load(counter) < want)
+		go_yield();
+}
+
+static void settle_count(int base)
+{
+	while (go_count() != base)
+		go_yield();
+}
+
+/* Waits until only the main goroutine is left and returns that count. */
+static int settled_base(void)
+{
+	settle_count(1);
+	return 1;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* 100,000 goroutines each do some work and yield; all complete. */
+static _Atomic int finished;
+static _Atomic uint64_t checksum;
+static void worker(void *arg)
+{
+	uint64_t x = (uint64_t)(uintptr_t)arg;
+	for (int r = 0; r < 3; r++) {
+		for (int i = 0; i < 50; i++)
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+		go_yield();
+	}
+	atomic_fetch_add(&checksum, (uint64_t)(uintptr_t)arg);
+	atomic_fetch_add(&finished, 1);
+	(void)x;
+}
+
+static void many_goroutines(int procs)
+{
+	int old = go_maxprocs(procs);
+	int base = settled_base();
+	uint64_t ran0[2] = { atomic_load(&allp[0]->nrun), procs > 1 ? atomic_load(&allp[1]->nrun) : 0 };
+	atomic_store(&finished, 0);
+	atomic_store(&checksum, 0);
+	const int n = 100000;
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(go_spawn(worker, (void *)(uintptr_t)i), 0);
+	wait_for(&finished, n);
+	ck_assert_uint_eq(atomic_load(&checksum), (uint64_t)n * (n - 1) / 2);
+	settle_count(base);
+	if (procs > 1) {
+		/* both Ps ran goroutines */
+		ck_assert_uint_gt(atomic_load(&allp[0]->nrun) - ran0[0], 0);
+		ck_assert_uint_gt(atomic_load(&allp[1]->nrun) - ran0[1], 0);
+	}
+	go_maxprocs(old);
+}
+
+START_TEST(hundred_thousand_goroutines_p1) { many_goroutines(1); }
+END_TEST
+START_TEST(hundred_thousand_goroutines_p2) { many_goroutines(2); }
+END_TEST
+
+/* Spawned from inside a goroutine: the spawner's P fills and the other P
+ * must steal. */
+static _Atomic int stolen_done;
+static void spin_a_little(void *arg)
+{
+	(void)arg;
+	volatile uint64_t x = 0;
+	for (int i = 0; i < 20000; i++)
+		x += (uint64_t)i;
+	atomic_fetch_add(&stolen_done, 1);
+}
+static void spawner(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 2000; i++)
+		go_spawn(spin_a_little, NULL);
+}
+
+START_TEST(idle_p_steals_work)
+{
+	int old = go_maxprocs(2);
+	uint64_t r0 = atomic_load(&allp[0]->nrun), r1 = atomic_load(&allp[1]->nrun);
+	atomic_store(&stolen_done, 0);
+	go_spawn(spawner, NULL);
+	wait_for(&stolen_done, 2000);
+	ck_assert_uint_gt(atomic_load(&allp[0]->nrun) - r0, 1);
+	ck_assert_uint_gt(atomic_load(&allp[1]->nrun) - r1, 1);
+	go_maxprocs(old);
+}
+END_TEST
+
+/* A goroutine spinning in plain C code (no runtime calls) does not stop
+ * the other goroutines of its P at GOMAXPROCS=1: sysmon retakes the P
+ * and another M runs them. The spinner spins until it sees them done;
+ * the 5 s bound only keeps a broken runtime from hanging the suite. */
+static _Atomic int others_done;
+static _Atomic int spinner_saw_others;
+static _Atomic int spinner_done;
+static void spinner(void *arg)
+{
+	(void)arg;
+	int64_t end = mono_ns() + 5000000000LL;
+	while (mono_ns() < end) {
+		if (atomic_load(&others_done) == 10) {
+			atomic_store(&spinner_saw_others, 1);
+			break;
+		}
+	}
+	atomic_store(&spinner_done, 1);
+}
+static void other(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&others_done, 1);
+}
+static void start_spinner(void *arg)
+{
+	(void)arg;
+	go_spawn(spinner, NULL);
+	for (int i = 0; i < 10; i++)
+		go_spawn(other, NULL);
+	/* spinner runs next (runnext was the last spawned, so yield to
+	 * whichever is first: the point is that the spinner holds the P) */
+}
+
+START_TEST(spinner_does_not_block_its_p)
+{
+	int old = go_maxprocs(1);
+	uint32_t retaken0 = atomic_load(&allp[0]->retaken);
+	atomic_store(&others_done, 0);
+	atomic_store(&spinner_saw_others, 0);
+	atomic_store(&spinner_done, 0);
+	go_spawn(start_spinner, NULL);
+	wait_for(&spinner_done, 1);
+	ck_assert_int_eq(atomic_load(&spinner_saw_others), 1);
+	ck_assert_uint_gt(atomic_load(&allp[0]->retaken), retaken0);
+	go_maxprocs(old);
+}
+END_TEST
+
+/* GOMAXPROCS goes 1 -> 2 -> 1 ... while goroutines run; nothing is lost. */
+static _Atomic int resize_done;
+static _Atomic long resize_steps;
+static void resize_worker(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 100; i++) {
+		atomic_fetch_add(&resize_steps, 1);
+		go_yield();
+	}
+	atomic_fetch_add(&resize_done, 1);
+}
+
+START_TEST(maxprocs_changes_while_running)
+{
+	int old = go_maxprocs(1);
+	int base = settled_base();
+	atomic_store(&resize_done, 0);
+	atomic_store(&resize_steps, 0);
+	for (int i = 0; i < 1000; i++)
+		go_spawn(resize_worker, NULL);
+	int flips = 0;
+	while (atomic_load(&resize_done) < 1000) {
+		go_maxprocs(flips % 2 ? 1 : 2);
+		flips++;
+		go_yield();
+	}
+	ck_assert_int_gt(flips, 1);
+	ck_assert_int_eq(atomic_load(&resize_steps), 100000);
+	settle_count(base);
+	go_maxprocs(old);
+}
+END_TEST
+
+/* gopark / goready: 10,000 goroutines park, all are readied and finish. */
+#define NPARK 10000
+static struct g *_Atomic parked[NPARK];
+static _Atomic int nparked, npark_done;
+static bool park_commit(struct g *gp, void *slot)
+{
+	atomic_store((struct g *_Atomic *)slot, gp);
+	atomic_fetch_add(&nparked, 1);
+	return true;
+}
+static void parker(void *arg)
+{
+	intptr_t i = (intptr_t)arg;
+	runtime_enter();
+	gopark(park_commit, (void *)&parked[i], waitReasonForever);
+	runtime_leave();
+	atomic_fetch_add(&npark_done, 1);
+}
+
+static void park_ready(int procs)
+{
+	int old = go_maxprocs(procs);
+	int base = settled_base();
+	atomic_store(&nparked, 0);
+	atomic_store(&npark_done, 0);
+	for (intptr_t i = 0; i < NPARK; i++) {
+		atomic_store(&parked[i], NULL);
+		go_spawn(parker, (void *)i);
+	}
+	wait_for(&nparked, NPARK);
+	ck_assert_int_eq(atomic_load(&npark_done), 0);
+	ck_assert_int_eq(go_count(), base + NPARK);
+	runtime_enter();
+	for (int i = 0; i < NPARK; i++)
+		goready(atomic_load(&parked[i]));
+	runtime_leave();
+	wait_for(&npark_done, NPARK);
+	settle_count(base);
+	go_maxprocs(old);
+}
+
+START_TEST(park_ready_p1) { park_ready(1); }
+END_TEST
+START_TEST(park_ready_p2) { park_ready(2); }
+END_TEST
+
+static Suite *sched_suite(void)
+{
+	Suite *s = suite_create("sched");
+	TCase *tc = tcase_create("sched");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, hundred_thousand_goroutines_p1);
+	tcase_add_test(tc, hundred_thousand_goroutines_p2);
+	tcase_add_test(tc, idle_p_steals_work);
+	tcase_add_test(tc, spinner_does_not_block_its_p);
+	tcase_add_test(tc, maxprocs_changes_while_running);
+	tcase_add_test(tc, park_ready_p1);
+	tcase_add_test(tc, park_ready_p2);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	return test_main(argc, argv, sched_suite, NULL);
+}
