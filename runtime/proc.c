@@ -67,6 +67,7 @@ static _Atomic bool sysmon_started;
 static _Atomic bool mainStarted;
 static _Atomic int32_t nthreads_own; /* OS threads that are Ms, plus sysmon */
 static pthread_key_t needm_key;
+static sigset_t initial_sigmask; /* the loading thread's, given to every M */
 
 static void schedule(void) __attribute__((noreturn));
 static void execute(struct g *gp, bool inheritTime) __attribute__((noreturn));
@@ -183,7 +184,17 @@ static void mcall(void (*fn)(struct g *))
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
 	if (gp->stack.lo && here < gp->stack.touched_lo)
 		gp->stack.touched_lo = here;
+#ifdef GOSHIM_TSAN
+	/* g0 always starts afresh and its functions never return: give it a
+	 * new fiber so TSan's shadow call stack does not grow forever. */
+	void *stale = mp->g0->tsan_fiber;
+	mp->g0->tsan_fiber = __tsan_create_fiber(0);
 	switch_prepare(gp, mp->g0);
+	if (stale != mp->tsan_thread_fiber)
+		__tsan_destroy_fiber(stale);
+#else
+	switch_prepare(gp, mp->g0);
+#endif
 	goshim_mcall(&gp->sched, (void (*)(void *))fn, gp, &mp->g0buf);
 	switch_finish(gp);
 }
@@ -243,9 +254,11 @@ static void minit(struct m *mp)
 	mp->tls = goshim_arch_tls_base();
 	mp->procid = (pid_t)syscall(SYS_gettid);
 	mp->g0buf.tls = mp->tls;
+	if (mp->ownthread) /* created with every signal blocked: take the process's mask */
+		pthread_sigmask(SIG_SETMASK, &initial_sigmask, NULL);
 	minit_signalstack();
 #ifdef GOSHIM_TSAN
-	mp->g0->tsan_fiber = __tsan_get_current_fiber();
+	mp->tsan_thread_fiber = mp->g0->tsan_fiber = __tsan_get_current_fiber();
 #endif
 	setg(mp->g0);
 }
@@ -263,9 +276,6 @@ static struct g *malg(void)
 	}
 #ifdef HAVE_VALGRIND_VALGRIND_H
 	VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
-#endif
-#ifdef GOSHIM_TSAN
-	gp->tsan_fiber = __tsan_create_fiber(0);
 #endif
 	atomic_store(&gp->atomicstatus, _Gidle);
 	return gp;
@@ -294,7 +304,7 @@ static void gfput(struct p *pp, struct g *gp)
 
 static struct g *gfget(struct p *pp)
 {
-	if (!pp->gFree && sched.gFree) {
+	if (!pp->gFree && atomic_load_explicit(&sched.gFreeN, memory_order_relaxed) > 0) {
 		lock(&sched.gFreeLock);
 		while (pp->gFreeN < 32 && sched.gFree) {
 			struct g *g1 = sched.gFree;
@@ -367,6 +377,11 @@ struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
 	newg->waitsince = 0;
 	newg->param = NULL;
 	newg->asan_fake_stack = NULL;
+#ifdef GOSHIM_TSAN
+	if (newg->tsan_fiber) /* a fresh shadow stack for each life */
+		__tsan_destroy_fiber(newg->tsan_fiber);
+	newg->tsan_fiber = __tsan_create_fiber(0);
+#endif
 	newg->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
 	atomic_fetch_add(&sched.ngoroutines, 1);
 	casgstatus(newg, _Gdead, _Grunnable);
@@ -569,7 +584,7 @@ static void gq_push(struct gqueue *q, struct g *gp)
 	else
 		q->head = gp;
 	q->tail = gp;
-	q->n++;
+	atomic_store_explicit(&q->n, q->n + 1, memory_order_relaxed);
 }
 
 static void gq_pushhead(struct gqueue *q, struct g *gp)
@@ -578,7 +593,7 @@ static void gq_pushhead(struct gqueue *q, struct g *gp)
 	q->head = gp;
 	if (!q->tail)
 		q->tail = gp;
-	q->n++;
+	atomic_store_explicit(&q->n, q->n + 1, memory_order_relaxed);
 }
 
 static struct g *gq_pop(struct gqueue *q)
@@ -588,7 +603,7 @@ static struct g *gq_pop(struct gqueue *q)
 		q->head = gp->schedlink;
 		if (!q->head)
 			q->tail = NULL;
-		q->n--;
+		atomic_store_explicit(&q->n, q->n - 1, memory_order_relaxed);
 	}
 	return gp;
 }
@@ -1226,8 +1241,7 @@ struct mstart_args {
 
 static __attribute__((noreturn)) void mstart1(void *arg)
 {
-	struct m *mp = arg;
-	switch_finish(mp->g0);
+	struct m *mp = arg; /* still on the thread's stack: no fiber switch */
 	if (mp->mstartfn)
 		mp->mstartfn();
 	if (mp->nextp) {
@@ -1269,6 +1283,9 @@ static void mexit(struct m *mp)
 	unlock(&sched.lock);
 	/* The M struct stays in allm (tracebacks may read it); the thread ends
 	 * by resuming mstart's frame. */
+#ifdef GOSHIM_TSAN
+	__tsan_switch_to_fiber(mp->tsan_thread_fiber, 0);
+#endif
 	goshim_gogo(&mp->g0->sched);
 }
 
@@ -1683,6 +1700,9 @@ void checkdead(void)
 	/* A thread the runtime does not know may still call in and wake
 	 * someone: then this is not a deadlock we can prove. */
 	int threads = process_threads();
+#ifdef GOSHIM_TSAN
+	threads--; /* ThreadSanitizer's background thread never calls in */
+#endif
 	if (threads < 0 || threads > atomic_load(&nthreads_own))
 		return;
 	int grunning = 0;
@@ -1849,6 +1869,7 @@ void schedinit(void)
 	if (procs > MAX_PROCS)
 		procs = MAX_PROCS;
 	install_fatal_signals();
+	pthread_sigmask(SIG_SETMASK, NULL, &initial_sigmask);
 
 	/* The loading thread (main) becomes M0 with the first P, and its code
 	 * the first goroutine, as Go's runtime.main. */

@@ -21,12 +21,10 @@ int real_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
 {
 	pthread_create_fn f = __atomic_load_n(&real_pthread_create_p, __ATOMIC_ACQUIRE);
 	if (!f) {
-		/* The newest version: the one a program built today calls. */
-		f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.34");
-		if (!f)
-			f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.2.5");
-		if (!f)
-			f = (pthread_create_fn)dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.17");
+		/* The default version of the next definition: glibc's newest, or
+		 * a sanitizer's interceptor (unversioned), which must see every
+		 * thread. */
+		f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
 		if (!f)
 			f = pthread_create;
 		__atomic_store_n(&real_pthread_create_p, f, __ATOMIC_RELEASE);

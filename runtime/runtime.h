@@ -169,7 +169,7 @@ struct m {
 	bool (*waitunlockf)(struct g *, void *);
 	void *waitlock;
 	bool ownthread;          /* a thread newm created: mexit may end it */
-	void *exit_stack;        /* the M's g0 stack, freed when the thread ends */
+	void *tsan_thread_fiber; /* the thread's own TSan fiber, never destroyed */
 };
 
 #define RUNQ_SIZE 256
@@ -195,7 +195,9 @@ struct p {
 	_Atomic bool inforeign;       /* _Psyscall means foreign code, not a syscall */
 };
 
-struct gqueue { struct g *head, *tail; int32_t n; };
+/* A queue of Gs linked through schedlink. n is atomic because Go reads
+ * the global queue's size without the lock ("racy read") to skip it. */
+struct gqueue { struct g *head, *tail; _Atomic int32_t n; };
 
 struct schedt {
 	_Atomic uint64_t goidgen;
@@ -218,7 +220,7 @@ struct schedt {
 
 	mutex_t gFreeLock;
 	struct g *gFree;
-	int32_t gFreeN;
+	_Atomic int32_t gFreeN;        /* read without the lock to skip it */
 
 	_Atomic uint32_t gcwaiting;   /* procresize is stopping the world */
 	int32_t stopwait;
@@ -289,6 +291,7 @@ void usleep_raw(int64_t usec);
 void newm_sysmon(void);
 void *sysmon_thread(void *arg);
 void minit_signalstack(void);
+void unminit_signalstack(void);
 void checkdead(void);       /* called with sched.lock held */
 int32_t mcount(void);
 void injectglist(struct gqueue *q);
@@ -312,6 +315,8 @@ extern void (*fatal_handler)(const char *msg);
 void parse_env(void);
 extern int32_t env_gomaxprocs;
 extern size_t env_stacksize;
+extern bool debug_asyncpreempt;
+extern bool debug_interpose;
 
 /* real.c: libc functions the runtime may call, resolved past any
  * interposition. */

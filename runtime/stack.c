@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -83,14 +85,31 @@ void stack_init(void)
 	default_stacksize = sz;
 }
 
+/* Is the page at base really inaccessible? An emulator (qemu-user) may
+ * accept MADV_GUARD_INSTALL and install nothing: read the page through
+ * process_vm_readv, which reports EFAULT instead of faulting. */
+static bool guard_effective(uintptr_t base)
+{
+	char byte;
+	struct iovec local = { &byte, 1 }, remote = { (void *)base, 1 };
+	ssize_t n = syscall(SYS_process_vm_readv, getpid(), &local, 1UL, &remote, 1UL, 0UL);
+	return n < 0 && errno == EFAULT;
+}
+
 static bool install_guard(uintptr_t base)
 {
+	static bool guard_checked;
 	if (guard_madvise) {
-		if (madvise((void *)base, STACK_GUARD, MADV_GUARD_INSTALL) == 0)
-			return true;
-		if (errno != EINVAL)
+		if (madvise((void *)base, STACK_GUARD, MADV_GUARD_INSTALL) == 0) {
+			if (guard_checked)
+				return true;
+			guard_checked = true;
+			if (guard_effective(base))
+				return true;
+		} else if (errno != EINVAL) {
 			return false;
-		guard_madvise = false; /* kernel without guard regions */
+		}
+		guard_madvise = false; /* no guard regions here: mprotect instead */
 	}
 	return mprotect((void *)base, STACK_GUARD, PROT_NONE) == 0;
 }

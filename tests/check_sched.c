@@ -9,6 +9,14 @@
 #include "runtime/runtime.h"
 #include "testutil.h"
 
+/* ThreadSanitizer gives each goroutine a fiber and allows 8128 live ones:
+ * the TSan build runs the same tests at a smaller scale. */
+#ifdef GOSHIM_TSAN
+#define SCALE(n) ((n) / 25 < 4000 ? (n) / 25 : 4000)
+#else
+#define SCALE(n) (n)
+#endif
+
 static void wait_for(_Atomic int *counter, int want)
 {
 	while (atomic_load(counter) < want)
@@ -35,12 +43,17 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* 100,000 goroutines each do some work and yield; all complete. */
+/* 100,000 goroutines each do some work and yield; all complete. They
+ * first wait (yielding) until all exist, so that there is work for every
+ * P whatever the timing. */
 static _Atomic int finished;
+static _Atomic int start_work;
 static _Atomic uint64_t checksum;
 static void worker(void *arg)
 {
 	uint64_t x = (uint64_t)(uintptr_t)arg;
+	while (!atomic_load(&start_work))
+		go_yield();
 	for (int r = 0; r < 3; r++) {
 		for (int i = 0; i < 50; i++)
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -57,10 +70,12 @@ static void many_goroutines(int procs)
 	int base = settled_base();
 	uint64_t ran0[2] = { atomic_load(&allp[0]->nrun), procs > 1 ? atomic_load(&allp[1]->nrun) : 0 };
 	atomic_store(&finished, 0);
+	atomic_store(&start_work, 0);
 	atomic_store(&checksum, 0);
-	const int n = 100000;
+	const int n = SCALE(100000);
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(go_spawn(worker, (void *)(uintptr_t)i), 0);
+	atomic_store(&start_work, 1);
 	wait_for(&finished, n);
 	ck_assert_uint_eq(atomic_load(&checksum), (uint64_t)n * (n - 1) / 2);
 	settle_count(base);
@@ -80,9 +95,12 @@ END_TEST
 /* Spawned from inside a goroutine: the spawner's P fills and the other P
  * must steal. */
 static _Atomic int stolen_done;
+static _Atomic int spawned_all;
 static void spin_a_little(void *arg)
 {
 	(void)arg;
+	while (!atomic_load(&spawned_all))
+		go_yield();
 	volatile uint64_t x = 0;
 	for (int i = 0; i < 20000; i++)
 		x += (uint64_t)i;
@@ -93,6 +111,7 @@ static void spawner(void *arg)
 	(void)arg;
 	for (int i = 0; i < 2000; i++)
 		go_spawn(spin_a_little, NULL);
+	atomic_store(&spawned_all, 1);
 }
 
 START_TEST(idle_p_steals_work)
@@ -100,6 +119,7 @@ START_TEST(idle_p_steals_work)
 	int old = go_maxprocs(2);
 	uint64_t r0 = atomic_load(&allp[0]->nrun), r1 = atomic_load(&allp[1]->nrun);
 	atomic_store(&stolen_done, 0);
+	atomic_store(&spawned_all, 0);
 	go_spawn(spawner, NULL);
 	wait_for(&stolen_done, 2000);
 	ck_assert_uint_gt(atomic_load(&allp[0]->nrun) - r0, 1);
@@ -192,7 +212,7 @@ START_TEST(maxprocs_changes_while_running)
 END_TEST
 
 /* gopark / goready: 10,000 goroutines park, all are readied and finish. */
-#define NPARK 10000
+#define NPARK SCALE(10000)
 static struct g *_Atomic parked[NPARK];
 static _Atomic int nparked, npark_done;
 static bool park_commit(struct g *gp, void *slot)
