@@ -12,23 +12,7 @@
 #include <string.h>
 
 #include "goshim.h"
-#include "runtime/runtime.h"
-
-static inline struct g *api_enter(void)
-{
-	struct g *gp = getg();
-	if (unlikely(!gp))
-		gp = needm();
-	else if (unlikely(gp == gp->m->g0))
-		throw("goshim API called from the scheduler's own stack");
-	runtime_enter();
-	return gp;
-}
-
-static inline void api_leave(void)
-{
-	runtime_leave();
-}
+#include "lib/api.h"
 
 __attribute__((constructor)) static void goshim_init(void)
 {

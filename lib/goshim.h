@@ -74,6 +74,189 @@ GOSHIM_API void go_unlock_thread(void);
  * default (no handler). */
 GOSHIM_API void go_set_fatal_handler(void (*fn)(const char *msg));
 
+/* ---- time ------------------------------------------------------------ */
+
+typedef struct go_chan go_chan;
+typedef struct go_ticker go_ticker;
+typedef struct go_ctx go_ctx;
+typedef struct go_coro go_coro;
+typedef struct go_iter go_iter;
+
+/* The monotonic clock (CLOCK_MONOTONIC) in nanoseconds. */
+GOSHIM_API int64_t go_now(void);
+
+/* time.Sleep: parks the calling goroutine for at least ns nanoseconds; its
+ * thread runs other goroutines meanwhile. ns <= 0 returns at once. */
+GOSHIM_API void go_sleep(int64_t ns);
+
+/* time.After: a channel (capacity 1, int64_t elements) that receives
+ * go_now() once, ns nanoseconds from now (at once if ns <= 0). The caller
+ * frees it with go_chan_free, which also cancels a timer not yet fired.
+ * NULL with errno ENOMEM when out of memory. */
+GOSHIM_API go_chan *go_after(int64_t ns);
+
+/* time.NewTicker: a channel (capacity 1, int64_t elements, go_now() at each
+ * tick) that ticks every period_ns; ticks are dropped while the channel is
+ * full, as Go does for slow receivers. NULL with errno EINVAL if
+ * period_ns <= 0, ENOMEM when out of memory. */
+GOSHIM_API go_ticker *go_ticker_new(int64_t period_ns);
+GOSHIM_API go_chan *go_ticker_chan(go_ticker *t);
+/* No more ticks; the channel stays valid (a tick already in it stays). */
+GOSHIM_API void go_ticker_stop(go_ticker *t);
+/* Stops the ticker and frees it with its channel. NULL is a no-op. */
+GOSHIM_API void go_ticker_free(go_ticker *t);
+
+/* ---- channels ---------------------------------------------------------- */
+
+/* make(chan T, cap) with sizeof(T) == elem_size: values are copied in and
+ * out. elem_size 0 is Go's chan struct{} (element pointers may be NULL).
+ * cap 0 is unbuffered: a send waits for a receiver and the value passes
+ * directly between them. NULL with errno EINVAL if elem_size > 65536, or
+ * ENOMEM if elem_size * cap overflows or memory is short. */
+GOSHIM_API go_chan *go_chan_make(size_t elem_size, size_t cap);
+
+/* ch <- *elem. Blocks until a receiver takes it or buffer space frees. A
+ * NULL channel blocks forever. Sending on a closed channel, now or while
+ * blocked, is fatal: "panic: send on closed channel". */
+GOSHIM_API void go_chan_send(go_chan *c, const void *elem);
+
+/* *elem, ok = <-ch. Blocks until a value arrives; returns true with the
+ * value, or false once the channel is closed and drained (elem zeroed).
+ * elem may be NULL to discard the value. A NULL channel blocks forever. */
+GOSHIM_API bool go_chan_recv(go_chan *c, void *elem);
+
+/* select { case ch <- *elem: default: }: true if sent, false if it would
+ * block (or c is NULL). Fatal on a closed channel, as a send is. */
+GOSHIM_API bool go_chan_trysend(go_chan *c, const void *elem);
+
+enum { GO_OK = 0, GO_EMPTY = 1, GO_CLOSED = 2 };
+/* select { case v, ok := <-ch: default: }: GO_OK with a value, GO_EMPTY if
+ * it would block (or c is NULL), GO_CLOSED if closed and drained (elem
+ * zeroed). elem may be NULL. */
+GOSHIM_API int go_chan_tryrecv(go_chan *c, void *elem);
+
+/* close(ch): receivers drain the buffer and then get false; blocked
+ * senders die ("panic: send on closed channel"). Closing a closed channel
+ * ("panic: close of closed channel") or NULL ("panic: close of nil
+ * channel") is fatal. */
+GOSHIM_API void go_chan_close(go_chan *c);
+
+/* len(ch) and cap(ch); 0 for NULL. */
+GOSHIM_API size_t go_chan_len(go_chan *c);
+GOSHIM_API size_t go_chan_cap(go_chan *c);
+
+/* Frees a channel (and the timer of a go_after channel). Values left in
+ * the buffer are dropped. NULL is a no-op. Fatal if a goroutine is
+ * blocked on it; using it afterwards is undefined, as any use after free. */
+GOSHIM_API void go_chan_free(go_chan *c);
+
+/* ---- select ------------------------------------------------------------ */
+
+typedef struct {
+	go_chan *chan; /* NULL: the case is never ready */
+	int op;        /* GO_OP_SEND or GO_OP_RECV */
+	void *elem;    /* value to send, or where to receive (may be NULL) */
+	bool ok;       /* after a receive case ran: false if closed */
+} go_case;
+enum { GO_OP_SEND = 1, GO_OP_RECV = 2 };
+#define GO_SEND(c, p) ((go_case){ .chan = (c), .op = GO_OP_SEND, .elem = (void *)(p) })
+#define GO_RECV(c, p) ((go_case){ .chan = (c), .op = GO_OP_RECV, .elem = (p) })
+
+/* select { case ...: }: blocks until one case can run, runs it and returns
+ * its index. Of several ready cases one is chosen uniformly at random. A
+ * channel may appear in several cases. n == 0 blocks forever (select {}).
+ * A send case on a closed channel is fatal, as a send is. At most 65536
+ * cases; an op other than GO_OP_SEND/GO_OP_RECV is fatal. */
+GOSHIM_API int go_select(go_case *cases, size_t n);
+
+/* select with a default: runs a ready case and returns its index, or
+ * returns -1 at once if none is ready. */
+GOSHIM_API int go_select_nb(go_case *cases, size_t n);
+
+/* ---- sync.WaitGroup ---------------------------------------------------- */
+
+/* All-zero is a valid, empty WaitGroup (static, automatic with GO_WG_INIT,
+ * or memset). Must not be copied once used. */
+typedef struct go_wg {
+	uint64_t state_; /* private: counter (high 32 bits), waiters (low 32) */
+	uint32_t sema_;  /* private */
+	uint32_t pad_;
+} go_wg;
+#define GO_WG_INIT { 0, 0, 0 }
+
+/* Adds delta (may be negative) to the counter; when it reaches zero every
+ * goroutine blocked in go_wg_wait is released. A negative counter is fatal
+ * ("panic: sync: negative WaitGroup counter"), as is an Add that races
+ * with a Wait on a zero counter (Go's misuse panics). */
+GOSHIM_API void go_wg_add(go_wg *wg, int delta);
+/* go_wg_add(wg, -1). */
+GOSHIM_API void go_wg_done(go_wg *wg);
+/* Blocks until the counter is zero. Reusing the WaitGroup (Add) before
+ * every Wait has returned is fatal ("panic: sync: WaitGroup is reused
+ * before previous Wait has returned"). */
+GOSHIM_API void go_wg_wait(go_wg *wg);
+
+/* ---- context ----------------------------------------------------------- */
+
+/* context.Background(): never cancelled, no deadline; free is a no-op. */
+GOSHIM_API go_ctx *go_ctx_background(void);
+/* context.WithCancel(parent): cancelled by go_ctx_cancel or when its parent
+ * is. NULL parent means background. NULL with errno ENOMEM. */
+GOSHIM_API go_ctx *go_ctx_with_cancel(go_ctx *parent);
+/* context.WithTimeout(parent, ns): also cancelled, with ETIMEDOUT, ns
+ * nanoseconds from now (at once if ns <= 0). */
+GOSHIM_API go_ctx *go_ctx_with_timeout(go_ctx *parent, int64_t ns);
+/* Cancels ctx and every descendant (err ECANCELED, unless already done):
+ * all their done channels are closed before it returns. Idempotent. */
+GOSHIM_API void go_ctx_cancel(go_ctx *ctx);
+/* ctx.Done(): a channel (elem_size 0) closed exactly once, when ctx is
+ * cancelled or expires. NULL (never ready) for background. Owned by ctx. */
+GOSHIM_API go_chan *go_ctx_done(go_ctx *ctx);
+/* ctx.Err(): 0 while live, then ECANCELED or ETIMEDOUT; the first cause
+ * sticks. */
+GOSHIM_API int go_ctx_err(go_ctx *ctx);
+/* Cancels ctx (as go_ctx_cancel) and frees it. Free children before their
+ * parent; a parent freed first detaches its live children (they keep
+ * their own state). Fatal if a goroutine still waits on its done channel. */
+GOSHIM_API void go_ctx_free(go_ctx *ctx);
+
+/* ---- coroutines and pull iterators --------------------------------------- */
+
+/* A coroutine (Go's runtime coro): fn(c, arg) runs in its own goroutine in
+ * lockstep with its callers. It starts at the first go_coro_switch(c).
+ * go_coro_switch(c) wakes the goroutine blocked on c and blocks the caller
+ * on c, handing the thread over directly (no run queue). When fn returns,
+ * the goroutine blocked on c resumes and c is exited: switching to it
+ * again is fatal ("fatal error: coroswitch on exited coro"). A coroutine
+ * created on a locked thread runs on that thread only. NULL with errno
+ * EINVAL (NULL fn) or ENOMEM. */
+GOSHIM_API go_coro *go_coro_new(void (*fn)(go_coro *c, void *arg), void *arg);
+GOSHIM_API void go_coro_switch(go_coro *c);
+/* Frees an exited coroutine (NULL is a no-op); fatal if it has not exited. */
+GOSHIM_API void go_coro_free(go_coro *c);
+
+/* iter.Pull: gen(it, arg) produces values with go_iter_yield; the consumer
+ * pulls them with go_iter_next. The generator starts at the first next (or
+ * stop) and runs in lockstep with the consumer, on a coroutine. elem_size
+ * is the size of one value (0 allowed). NULL with errno EINVAL (NULL gen,
+ * elem_size > 65536) or ENOMEM. */
+GOSHIM_API go_iter *go_iter_new(void (*gen)(go_iter *it, void *arg), void *arg,
+                                size_t elem_size);
+/* In the generator: hands *elem to the consumer and waits for the next
+ * pull. Returns false when the consumer stopped: the generator should
+ * return. */
+GOSHIM_API bool go_iter_yield(go_iter *it, const void *elem);
+/* In the consumer: true with the next value in *elem (elem may be NULL), or
+ * false (elem zeroed) once the generator returned or the iterator was
+ * stopped. */
+GOSHIM_API bool go_iter_next(go_iter *it, void *elem);
+/* Stops the iterator: a suspended generator sees go_iter_yield return
+ * false and runs to its end before go_iter_stop returns. May be called
+ * more than once; go_iter_next returns false afterwards. */
+GOSHIM_API void go_iter_stop(go_iter *it);
+/* Stops it if needed, then frees it. NULL is a no-op. */
+GOSHIM_API void go_iter_free(go_iter *it);
+
 /* Internal: go()'s libffi trampoline. Use go() instead. */
 typedef enum {
 	GO_ARG_SCHAR, GO_ARG_UCHAR, GO_ARG_SHORT, GO_ARG_USHORT, GO_ARG_INT,

@@ -352,8 +352,10 @@ static void goentry(void *arg)
 	goexit1();
 }
 
-/* proc.go: newproc1. The caller holds a P (runtime_enter). */
-struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
+/* proc.go: newproc1. The caller holds a P (runtime_enter). parked (Go
+ * 1.23's newproc1 parked argument, for coroutines): the new goroutine is
+ * left _Gwaiting with waitReasonCoroutine instead of being queued. */
+static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, bool parked, int *err)
 {
 	struct g *curg = getg();
 	struct p *pp = curg->m->p;
@@ -384,12 +386,28 @@ struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
 #endif
 	newg->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
 	atomic_fetch_add(&sched.ngoroutines, 1);
+	*err = 0;
+	if (parked) {
+		newg->waitreason = waitReasonCoroutine;
+		newg->waitsince = nanotime();
+		casgstatus(newg, _Gdead, _Gwaiting);
+		return newg;
+	}
 	casgstatus(newg, _Gdead, _Grunnable);
 	runqput(pp, newg, true);
 	if (atomic_load(&mainStarted))
 		wakep();
-	*err = 0;
 	return newg;
+}
+
+struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
+{
+	return newproc1(fn, arg, callerpc, false, err);
+}
+
+struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
+{
+	return newproc1(fn, arg, callerpc, true, err);
 }
 
 /* dropg: the M and its current goroutine part ways. */
@@ -432,6 +450,82 @@ static void goexit0(struct g *gp)
 	schedule();
 }
 
+/* coro.go: coroswitch_m. Runs on g0: parks gp (or destroys it, when its
+ * coroutine function returned) and runs the goroutine blocked on c on this
+ * M at once, without the run queues. A thread lock moves with the switch:
+ * the goroutine that runs on a locked M is the one locked to it. */
+static void coroswitch_m(struct g *gp)
+{
+	struct m *mp = on_g0(gp);
+	struct coro *c = gp->coroarg;
+	gp->coroarg = NULL;
+	bool exit = gp->coroexit;
+	gp->coroexit = false;
+	bool locked = gp->lockedm != NULL;
+	if (c->mp || locked) {
+		if (mp != c->mp || mp->lockedInt != c->lockedInt || mp->lockedExt != c->lockedExt) {
+			printerr("coro: got thread %p, want %p\n", (void *)mp, (void *)c->mp);
+			printerr("coro: got lock internal %u, want %u\n", mp->lockedInt, c->lockedInt);
+			printerr("coro: got lock external %u, want %u\n", mp->lockedExt, c->lockedExt);
+			throw("coroswitch on thread locked to another goroutine");
+		}
+	}
+	uint32_t glext = gp->lockedExt, glint = gp->lockedInt;
+	if (exit) {
+		/* gdestroy */
+		casgstatus(gp, _Grunning, _Gdead);
+		atomic_fetch_sub(&sched.ngoroutines, 1);
+		gp->lockedm = NULL;
+		gp->lockedExt = gp->lockedInt = 0;
+		gp->m = NULL;
+		mp->curg = NULL;
+		gp->waitreason = waitReasonZero;
+		gp->param = NULL;
+		gp->exiting = false;
+		gfput(mp->p, gp);
+		gp = NULL;
+	} else {
+		gp->waitreason = waitReasonCoroutine;
+		gp->waitsince = nanotime();
+		casgstatus(gp, _Grunning, _Gwaiting);
+		dropg_of(mp, gp);
+	}
+	/* Swap gp and c.gp. */
+	struct g *next;
+	for (;;) {
+		next = atomic_load(&c->gp);
+		if (!next)
+			throw("coroswitch on exited coro");
+		if (atomic_compare_exchange_strong(&c->gp, &next, gp))
+			break;
+	}
+	/* Donate locked state. */
+	if (locked) {
+		mp->lockedg = next;
+		next->lockedm = mp;
+		next->lockedExt = glext;
+		next->lockedInt = glint;
+		if (gp) {
+			gp->lockedm = NULL;
+			gp->lockedExt = gp->lockedInt = 0;
+		}
+	}
+	/* Start running next, without heavy scheduling machinery. */
+	next->waitreason = waitReasonZero;
+	casgstatus(next, _Gwaiting, _Grunnable);
+	execute(next, true);
+}
+
+void coroswitch_mcall(struct coro *c, bool exit)
+{
+	struct g *gp = getg();
+	gp->coroarg = c;
+	gp->coroexit = exit;
+	if (exit)
+		gp->exiting = true;
+	mcall(coroswitch_m);
+}
+
 void goexit1(void)
 {
 	getg()->exiting = true;
@@ -466,8 +560,7 @@ void gopark(unlockf_t unlockf, void *lock_, enum waitreason reason)
 	struct m *mp = gp->m;
 	if (unlikely(readgstatus(gp) != _Grunning))
 		throw("gopark: bad g status");
-	if (unlikely(mp->locks != 0))
-		throw("gopark: holding locks");
+	/* mp->locks may be > 0: the lock that unlockf releases on g0. */
 	mp->waitlock = lock_;
 	mp->waitunlockf = unlockf;
 	gp->waitreason = (uint8_t)reason;
@@ -514,6 +607,23 @@ void gosched(void)
 	mcall(gosched_m);
 }
 
+/* proc.go: goyield_m. Like gosched, but the goroutine goes to the tail of
+ * its P's local run queue, not the global one. */
+static void goyield_m(struct g *gp)
+{
+	struct m *mp = on_g0(gp);
+	struct p *pp = mp->p;
+	casgstatus(gp, _Grunning, _Grunnable);
+	dropg_of(mp, gp);
+	runqput(pp, gp, false);
+	schedule();
+}
+
+void goyield(void)
+{
+	mcall(goyield_m);
+}
+
 /* ---- execute / schedule (proc.go) ----------------------------------- */
 
 static void execute(struct g *gp, bool inheritTime)
@@ -548,6 +658,11 @@ top:;
 	}
 	struct g *gp = NULL;
 	bool inheritTime = false;
+	{
+		int64_t pollUntil;
+		bool ran;
+		checkTimers(pp, 0, &pollUntil, &ran);
+	}
 	/* Check the global runnable queue once in a while to ensure fairness;
 	 * otherwise two goroutines can occupy the local runqueue by constantly
 	 * respawning each other. */
@@ -1103,25 +1218,59 @@ static void steal_order_reset(int32_t n)
 	coprimes_for = n;
 }
 
-static struct g *stealWork(struct p *pp)
+/* stealWork attempts to steal a runnable goroutine or timer from any P.
+ * If newWork is set, new work may have been readied. If *pollUntil is
+ * lowered, it is the time of the earliest timer seen on another P. */
+static struct g *stealWork(struct p *pp, int64_t *now, int64_t *pollUntil, bool *newWork)
 {
+	*newWork = false;
 	int32_t n = atomic_load(&gomaxprocs);
-	if (n <= 1 || coprimes_for != n)
+	if (coprimes_for != n)
 		return NULL;
 	for (int i = 0; i < 4; i++) {
-		bool stealRunNextG = i == 4 - 1;
+		/* Stealing from the timers or runnext of other Ps only in the
+		 * last of four passes: a runnext G is likely to run soon on
+		 * its own P, and other Ps' timers are cheap to leave. */
+		bool stealTimersOrRunNextG = i == 4 - 1;
 		uint32_t r = cheaprand();
 		uint32_t pos = r % (uint32_t)n;
 		uint32_t inc = coprimes[r % (uint32_t)ncoprimes];
 		for (int32_t k = 0; k < n; k++, pos = (pos + inc) % (uint32_t)n) {
-			if (atomic_load(&sched.gcwaiting))
+			if (atomic_load(&sched.gcwaiting)) {
+				/* GC work may be available. */
+				*newWork = true;
 				return NULL;
+			}
 			struct p *p2 = allp[pos];
 			if (p2 == pp)
 				continue;
+			/* Steal timers from p2. This call to checkTimers is the
+			 * only place where we might hold a lock on a different
+			 * P's timers. We do this once on the last pass before
+			 * checking runnext because stealing from the other P's
+			 * runnext should be the last resort, so if there are
+			 * timers to steal do that first. */
+			if (stealTimersOrRunNextG && timers_wakeTime(p2) != 0) {
+				int64_t w;
+				bool ran;
+				*now = checkTimers(p2, *now, &w, &ran);
+				if (w != 0 && (*pollUntil == 0 || w < *pollUntil))
+					*pollUntil = w;
+				if (ran) {
+					/* Running the timers may have made an
+					 * arbitrary number of G's ready and added
+					 * them to this P's local run queue. */
+					bool inh;
+					struct g *gp = runqget(pp, &inh);
+					if (gp)
+						return gp;
+					*newWork = true;
+				}
+			}
+			/* Don't bother to attempt to steal if p2 is idle. */
 			if (atomic_load(&p2->status) == _Pidle)
 				continue;
-			struct g *gp = runqsteal(pp, p2, stealRunNextG);
+			struct g *gp = runqsteal(pp, p2, stealTimersOrRunNextG);
 			if (gp)
 				return gp;
 		}
@@ -1140,6 +1289,11 @@ top:;
 		gcstopm();
 		goto top;
 	}
+	/* now and pollUntil are saved for work stealing so that the
+	 * scheduler can sleep until the next timer. */
+	int64_t pollUntil;
+	bool ran;
+	int64_t now = checkTimers(pp, 0, &pollUntil, &ran);
 	struct g *gp = runqget(pp, inheritTime);
 	if (gp)
 		return gp;
@@ -1163,10 +1317,16 @@ top:;
 			mp->spinning = true;
 			atomic_fetch_add(&sched.nmspinning, 1);
 		}
-		gp = stealWork(pp);
+		bool newWork;
+		gp = stealWork(pp, &now, &pollUntil, &newWork);
 		if (gp) {
 			*inheritTime = false;
 			return gp;
+		}
+		if (newWork) {
+			/* There may be new timer or GC work; restart to
+			 * discover. */
+			goto top;
 		}
 	}
 	/* We have nothing to do. Before we drop our P, make a snapshot of the
@@ -1228,7 +1388,65 @@ top:;
 		}
 		unlock(&sched.lock);
 	}
-	(void)wasSpinning;
+	/* Similar to above, check for timer creation or expiry concurrently
+	 * with transitioning from spinning to non-spinning. */
+	for (int32_t i = 0; i < nsnap; i++) {
+		int64_t w = timers_wakeTime(allp[i]);
+		if (w != 0 && (pollUntil == 0 || w < pollUntil))
+			pollUntil = w;
+	}
+	/* Poll network until next timer. */
+	int64_t lastpoll = atomic_load(&sched.lastpoll);
+	if (netpollinited() && (atomic_load(&netpollWaiters) > 0 || pollUntil != 0) && lastpoll != 0 &&
+	    atomic_compare_exchange_strong(&sched.lastpoll, &lastpoll, 0)) {
+		atomic_store(&sched.pollUntil, pollUntil);
+		if (mp->p)
+			throw("findrunnable: netpoll with p");
+		if (mp->spinning)
+			throw("findrunnable: netpoll with spinning");
+		int64_t delay = -1;
+		if (pollUntil != 0) {
+			now = nanotime();
+			delay = pollUntil - now;
+			if (delay < 0)
+				delay = 0;
+		}
+		struct gqueue list;
+		mp->blocked = true;
+		netpoll(delay, &list); /* block until new work is available */
+		mp->blocked = false;
+		atomic_store(&sched.pollUntil, 0);
+		atomic_store(&sched.lastpoll, nanotime());
+		lock(&sched.lock);
+		pp = pidleget();
+		unlock(&sched.lock);
+		if (!pp) {
+			injectglist(&list);
+		} else {
+			acquirep(pp);
+			if (list.head) {
+				gp = list.head;
+				list.head = gp->schedlink;
+				if (!list.head)
+					list.tail = NULL;
+				atomic_fetch_sub(&list.n, 1);
+				gp->schedlink = NULL;
+				injectglist(&list);
+				casgstatus(gp, _Gwaiting, _Grunnable);
+				*inheritTime = false;
+				return gp;
+			}
+			if (wasSpinning) {
+				mp->spinning = true;
+				atomic_fetch_add(&sched.nmspinning, 1);
+			}
+			goto top;
+		}
+	} else if (pollUntil != 0 && netpollinited()) {
+		int64_t pollerPollUntil = atomic_load(&sched.pollUntil);
+		if (pollerPollUntil == 0 || pollerPollUntil > pollUntil)
+			netpollBreak();
+	}
 	stopm();
 	goto top;
 }
@@ -1539,6 +1757,7 @@ static void stopTheWorld(void)
 static void pinit(struct p *pp, int32_t id)
 {
 	pp->id = id;
+	timers_pinit(pp);
 	atomic_store(&pp->status, _Pgcstop);
 }
 
@@ -1550,8 +1769,11 @@ static void pdestroy(struct p *pp)
 	bool inh;
 	while ((gp = runqget(pp, &inh)))
 		gq_pushhead(&sched.runq, gp);
+	/* Move all timers to the local P. */
+	timers_take(getg()->m->p, pp);
 	gfpurge(pp);
 	stackcache_flush(pp);
+	sudogcache_flush(pp);
 	atomic_store(&pp->status, _Pdead);
 }
 
@@ -1705,6 +1927,10 @@ void checkdead(void)
 #endif
 	if (threads < 0 || threads > atomic_load(&nthreads_own))
 		return;
+	/* There are no goroutines running, so we can look at the P's timers:
+	 * a goroutine waiting for a timer is not deadlocked. */
+	if (timers_any())
+		return;
 	int grunning = 0;
 	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
 		if (gp->system)
@@ -1853,7 +2079,7 @@ void schedinit(void)
 	stack_init();
 	sched.maxmcount = 10000;
 	sched.starttime = nanotime();
-	atomic_store(&sched.lastpoll, 0);
+	atomic_store(&sched.lastpoll, nanotime());
 	pthread_key_create(&needm_key, needm_destructor);
 	allp = calloc(MAX_PROCS, sizeof *allp);
 	if (!allp)

@@ -83,6 +83,9 @@ enum waitreason {
 	waitReasonSyncCondWait,
 	waitReasonIOWait,
 	waitReasonCoroutine,
+	waitReasonChanReceiveNilChan,
+	waitReasonChanSendNilChan,
+	waitReasonSyncWaitGroupWait,
 	waitReasonForever, /* tests: parks with nobody to wake it */
 	waitReasonLockedThread,
 	waitReasonCount
@@ -117,6 +120,27 @@ size_t stack_default_size(void);
 struct g;
 struct m;
 struct p;
+struct hchan;
+struct timer;
+struct coro;
+
+/* runtime2.go: sudog, a goroutine on a wait list (channel queue, select,
+ * semaphore treap). One G may be on many lists (select), hence a separate
+ * object; they come from per-P caches. */
+struct sudog {
+	struct g *g;
+	struct sudog *next, *prev;
+	void *elem;              /* data element (may point to a stack) */
+	int64_t acquiretime;
+	uint32_t ticket;         /* sema: treap priority; handoff flag */
+	bool isSelect;           /* g is in a select: g.selectDone must be CAS'd to win */
+	bool success;            /* woken by a value (true) or by close (false) */
+	int16_t casi;            /* select: index of the case this sudog is for */
+	struct sudog *parent;    /* semaRoot binary tree */
+	struct sudog *waitlink;  /* g.waiting list or semaRoot */
+	struct sudog *waittail;  /* semaRoot */
+	struct hchan *c;         /* channel */
+};
 
 struct g {
 	struct gobuf sched;      /* saved context while not running */
@@ -138,6 +162,12 @@ struct g {
 	uintptr_t gopc;          /* where it was created */
 	void *param;             /* passed by whoever readies it */
 	uint32_t lockedExt, lockedInt;
+	struct sudog *waiting;   /* sudogs this g waits on (valid while parked) */
+	_Atomic uint32_t selectDone; /* are we participating in a select and did someone win the race? */
+	struct timer *timer;     /* go_sleep's timer, made on first use */
+	int64_t sleepwhen;       /* when the sleep ends (resetForSleep) */
+	struct coro *coroarg;    /* argument during coroutine transfers */
+	bool coroexit;           /* exit after coroutine transfer */
 	/* sanitizer fiber state */
 	void *asan_fake_stack;
 	void *tsan_fiber;
@@ -193,6 +223,9 @@ struct p {
 	_Atomic uint64_t nrun;        /* goroutines this P has run (tests, schedtrace) */
 	_Atomic uint32_t retaken;     /* times sysmon took this P from its M */
 	_Atomic bool inforeign;       /* _Psyscall means foreign code, not a syscall */
+	struct sudog *sudogcache[128];
+	int32_t nsudogcache;
+	struct timers *timers;        /* time.c: this P's timer heap */
 };
 
 /* A queue of Gs linked through schedlink. n is atomic because Go reads
@@ -230,6 +263,10 @@ struct schedt {
 
 	_Atomic int32_t ngoroutines;  /* user goroutines (go_count) */
 	int32_t procresizetime;
+	mutex_t sudoglock;            /* central sudog cache */
+	struct sudog *sudogcache;
+	_Atomic int64_t nsudog;       /* sudogs in use (tests: leak checks) */
+	_Atomic int64_t pollUntil;    /* time the blocked netpoll wakes; 0 if none */
 	bool deadlock_checks;         /* false once a foreign thread could wake someone */
 	int64_t starttime;
 };
@@ -296,6 +333,97 @@ void checkdead(void);       /* called with sched.lock held */
 int32_t mcount(void);
 void injectglist(struct gqueue *q);
 
+void goyield(void);          /* gosched to the local run queue (sema handoff) */
+
+/* chan.c (chan.go) */
+struct waitq { struct sudog *first, *last; };
+struct hchan {
+	size_t qcount;           /* total data in the queue */
+	size_t dataqsiz;         /* size of the circular queue */
+	char *buf;               /* dataqsiz elements */
+	uint32_t elemsize;
+	_Atomic uint32_t closed;
+	size_t sendx, recvx;
+	struct waitq recvq, sendq;
+	struct timer *timer;     /* go_after/ticker: the timer feeding this channel */
+	mutex_t lock;
+};
+struct sudog *acquireSudog(void);
+void releaseSudog(struct sudog *s);
+void sudogcache_flush(struct p *pp);
+struct hchan *makechan(size_t elemsize, size_t cap, int *err);
+void freechan(struct hchan *c);
+bool chansend(struct hchan *c, const void *ep, bool block);
+void chanrecv(struct hchan *c, void *ep, bool block, bool *selected, bool *received);
+void closechan(struct hchan *c);
+void waitq_enqueue(struct waitq *q, struct sudog *s);
+struct sudog *waitq_dequeue(struct waitq *q);
+void waitq_dequeueSudoG(struct waitq *q, struct sudog *s);
+bool chanparkcommit(struct g *gp, void *chanlock);
+void chan_send_locked(struct hchan *c, struct sudog *sg, const void *ep,
+                      void (*unlockf)(void *), void *ul);
+void chan_recv_locked(struct hchan *c, struct sudog *sg, void *ep,
+                      void (*unlockf)(void *), void *ul);
+static inline char *chanbuf(struct hchan *c, size_t i) { return c->buf + i * c->elemsize; }
+
+/* select.c (select.go): cases in the API's order; op 1 send, 2 recv */
+struct scase { struct hchan *c; void *elem; int op; bool *recvOK; };
+int selectgo(struct scase *cases, int ncases, bool block);
+
+/* sema.c (sema.go) */
+void semacquire1(_Atomic uint32_t *addr, bool lifo, enum waitreason reason);
+void semrelease1(_Atomic uint32_t *addr, bool handoff);
+
+/* time.c (time.go) */
+struct timers;
+struct timer {
+	mutex_t mu;
+	_Atomic uint8_t astate;  /* mirror of state, read without mu */
+	uint8_t state;           /* timerHeaped | timerModified | timerZombie */
+	int32_t heapidx;         /* index in ts->heap while heaped */
+	int64_t when;            /* 0: not set */
+	int64_t period;          /* > 0: repeats every period ns */
+	void (*f)(void *arg, uintptr_t seq, int64_t delay); /* runs on g0 with a P: must not block */
+	void *arg;
+	uintptr_t seq;
+	struct timers *ts;       /* heap this timer is in, NULL if none */
+	_Atomic int32_t running; /* f is being called */
+};
+void timer_init(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *arg);
+bool timer_modify(struct timer *t, int64_t when, int64_t period);
+bool timer_reset(struct timer *t, int64_t when);
+bool timer_stop(struct timer *t);
+void timer_destroy(struct timer *t); /* stops it, removes it, waits out a running f */
+int64_t checkTimers(struct p *pp, int64_t now, int64_t *pollUntil, bool *ran);
+int64_t timers_wakeTime(struct p *pp);
+int64_t timeSleepUntil(void);
+bool timers_any(void);
+void timers_take(struct p *dst, struct p *src);
+void timers_pinit(struct p *pp);
+void timeSleep(int64_t ns);
+int64_t ntimers_live(void);
+
+/* netpoll.c (netpoll.go, netpoll_epoll.go) */
+void netpollGenericInit(void);
+bool netpollinited(void);
+void netpoll(int64_t delay, struct gqueue *toRun);
+void netpollBreak(void);
+void wakeNetPoller(int64_t when);
+extern _Atomic uint32_t netpollWaiters;
+
+/* coro.c (coro.go) */
+struct coro {
+	_Atomic(struct g *) gp;  /* the goroutine blocked on the coro; NULL once exited */
+	void (*f)(struct coro *, void *);
+	void *arg;
+	struct m *mp;            /* the M the creator was locked to, if any */
+	uint32_t lockedExt, lockedInt;
+};
+struct coro *newcoro(void (*fn)(struct coro *, void *), void *arg, uintptr_t pc, int *err);
+void coroswitch(struct coro *c);
+struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err);
+void coroswitch_mcall(struct coro *c, bool exit);
+
 /* sysmon.c */
 void sysmon(void);
 void schedtrace(bool detailed);
@@ -306,6 +434,7 @@ extern bool debug_scheddetail;
 __attribute__((noreturn)) void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void fatal_nodump(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void throw(const char *msg);
+__attribute__((noreturn)) void gopanic(const char *msg);
 void dumpgoroutines(int fd);
 void install_fatal_signals(void);
 void printerr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

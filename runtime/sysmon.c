@@ -45,7 +45,10 @@ static uint32_t retake(int64_t now)
 			pp->sysmontick.syscallwhen = now;
 			continue;
 		}
-		bool work = !runqempty(pp) || sched.runq.n > 0;
+		/* Timers due on pp are work too: only its holder runs them
+		 * (or a spinning M stealing them), and Go would preempt. */
+		int64_t tw = timers_wakeTime(pp);
+		bool work = !runqempty(pp) || sched.runq.n > 0 || (tw != 0 && tw <= now);
 		bool foreign = atomic_load_explicit(&pp->inforeign, memory_order_relaxed);
 		if (foreign) {
 			/* Running foreign code: only a long run that holds up work
@@ -94,15 +97,46 @@ void *sysmon_thread(void *arg)
 			lock(&sched.lock);
 			if (atomic_load(&sched.gcwaiting) ||
 			    atomic_load(&sched.npidle) == atomic_load(&gomaxprocs)) {
-				atomic_store(&sched.sysmonwait, 1);
-				unlock(&sched.lock);
-				notesleep(&sched.sysmonnote);
-				noteclear(&sched.sysmonnote);
-				idle = 0;
-				delay = 20;
-			} else {
-				unlock(&sched.lock);
+				bool syscallWake = false;
+				int64_t next = timeSleepUntil();
+				if (next > now) {
+					atomic_store(&sched.sysmonwait, 1);
+					unlock(&sched.lock);
+					/* Make wake-up period small enough for the
+					 * sampling to be correct: Go's forcegcperiod/2
+					 * is 60 s; nothing here needs a period. */
+					int64_t sleep = 60LL * 1000 * 1000 * 1000;
+					if (next - now < sleep)
+						sleep = next - now;
+					syscallWake = notetsleep(&sched.sysmonnote, sleep);
+					lock(&sched.lock);
+					atomic_store(&sched.sysmonwait, 0);
+					noteclear(&sched.sysmonnote);
+				}
+				if (syscallWake) {
+					idle = 0;
+					delay = 20;
+				}
 			}
+			unlock(&sched.lock);
+		}
+		/* poll network if not polled for more than 10ms */
+		int64_t lastpoll = atomic_load(&sched.lastpoll);
+		if (netpollinited() && lastpoll != 0 && lastpoll + 10 * 1000 * 1000 < now) {
+			atomic_compare_exchange_strong(&sched.lastpoll, &lastpoll, now);
+			struct gqueue list;
+			netpoll(0, &list); /* non-blocking - returns list of goroutines */
+			if (list.head)
+				injectglist(&list);
+		}
+		/* Timers overdue while every M sleeps (their P idle, nobody in
+		 * netpoll): start an M to run them, as Go's sysmon does where
+		 * the poller cannot be relied on. */
+		{
+			int64_t next = timeSleepUntil();
+			if (next < now && atomic_load(&sched.npidle) > 0 &&
+			    atomic_load(&sched.nmspinning) == 0)
+				startm(NULL, false);
 		}
 		/* retake P's blocked in syscalls or stuck in foreign code */
 		if (retake(now) != 0)

@@ -62,6 +62,9 @@ const char *const waitReasonStrings[waitReasonCount] = {
 	[waitReasonSyncCondWait] = "sync.Cond.Wait",
 	[waitReasonIOWait] = "IO wait",
 	[waitReasonCoroutine] = "coroutine",
+	[waitReasonChanReceiveNilChan] = "chan receive (nil chan)",
+	[waitReasonChanSendNilChan] = "chan send (nil chan)",
+	[waitReasonSyncWaitGroupWait] = "sync.WaitGroup.Wait",
 	[waitReasonForever] = "forever",
 	[waitReasonLockedThread] = "locked thread",
 };
@@ -667,12 +670,13 @@ static void die_begin(const char *msg)
 	block_forever();
 }
 
-static __attribute__((noreturn)) void die(const char *prefix, const char *msg, bool dump,
-                                           bool sysstack, uintptr_t pc, uintptr_t fp)
+static __attribute__((noreturn)) void die_kind(const char *kind, const char *prefix,
+                                                const char *msg, bool dump, bool sysstack,
+                                                uintptr_t pc, uintptr_t fp)
 {
 	char full[MSG_MAX + 32];
 	die_begin(msg);
-	snprintf(full, sizeof full, "fatal error: %s", msg);
+	snprintf(full, sizeof full, "%s: %s", kind, msg);
 	void (*h)(const char *) = __atomic_load_n(&fatal_handler, __ATOMIC_ACQUIRE);
 	if (h)
 		h(full);
@@ -685,6 +689,19 @@ static __attribute__((noreturn)) void die(const char *prefix, const char *msg, b
 		dump_all(2, pc, fp, sysstack);
 	}
 	die_exit();
+}
+
+static __attribute__((noreturn)) void die(const char *prefix, const char *msg, bool dump,
+                                           bool sysstack, uintptr_t pc, uintptr_t fp)
+{
+	die_kind("fatal error", prefix, msg, dump, sysstack, pc, fp);
+}
+
+/* panic.go: an unrecovered panic (there is no recover in C): "panic: msg",
+ * the goroutine dump, exit 2. */
+void gopanic(const char *msg)
+{
+	die_kind("panic", NULL, msg, true, false, 0, (uintptr_t)__builtin_frame_address(0));
 }
 
 void fatal(const char *fmt, ...)
