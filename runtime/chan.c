@@ -124,13 +124,20 @@ void sudogcache_flush(struct p *pp)
 
 /* ---- wait queues ----------------------------------------------------- */
 
+/* q->first is read without the lock by the fast paths (full, empty): every
+ * store to it is atomic. */
+static inline void set_first(struct waitq *q, struct sudog *s)
+{
+	__atomic_store_n(&q->first, s, __ATOMIC_RELAXED);
+}
+
 void waitq_enqueue(struct waitq *q, struct sudog *sgp)
 {
 	sgp->next = NULL;
 	struct sudog *x = q->last;
 	if (!x) {
 		sgp->prev = NULL;
-		q->first = sgp;
+		set_first(q, sgp);
 		q->last = sgp;
 		return;
 	}
@@ -147,11 +154,11 @@ struct sudog *waitq_dequeue(struct waitq *q)
 			return NULL;
 		struct sudog *y = sgp->next;
 		if (!y) {
-			q->first = NULL;
+			set_first(q, NULL);
 			q->last = NULL;
 		} else {
 			y->prev = NULL;
-			q->first = y;
+			set_first(q, y);
 			sgp->next = NULL; /* mark as removed (see dequeueSudoG) */
 		}
 		/* If a goroutine was put on this queue because of a select,
@@ -192,14 +199,14 @@ void waitq_dequeueSudoG(struct waitq *q, struct sudog *sgp)
 	if (y) {
 		/* start of queue */
 		y->prev = NULL;
-		q->first = y;
+		set_first(q, y);
 		sgp->next = NULL;
 		return;
 	}
 	/* x==y==nil. Either sgp is the only element in the queue, or it has
 	 * already been removed. Use q.first to disambiguate. */
 	if (q->first == sgp) {
-		q->first = NULL;
+		set_first(q, NULL);
 		q->last = NULL;
 	}
 }

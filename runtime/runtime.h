@@ -324,6 +324,7 @@ void unlockOSThread(void);
 struct g *needm(void);      /* adopts the calling foreign thread */
 uint32_t cheaprand(void);
 int64_t nanotime(void);
+int64_t nanotime_coarse(void);
 void usleep_raw(int64_t usec);
 void newm_sysmon(void);
 void *sysmon_thread(void *arg);
