@@ -194,17 +194,11 @@ static void mcall(void (*fn)(struct g *))
 	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
 	if (gp->stack.lo && here < gp->stack.touched_lo)
 		gp->stack.touched_lo = here;
-#ifdef GOSHIM_TSAN
-	/* g0 always starts afresh and its functions never return: give it a
-	 * new fiber so TSan's shadow call stack does not grow forever. */
-	void *stale = mp->g0->tsan_fiber;
-	mp->g0->tsan_fiber = __tsan_create_fiber(0);
+	/* Under TSan g0 keeps one fiber: g0 always starts afresh and its
+	 * functions never return, so this file is built without TSan's
+	 * function entry/exit hooks (SCHED_SANITIZER_CFLAGS) and the fiber's
+	 * shadow call stack does not grow. */
 	switch_prepare(gp, mp->g0);
-	if (stale != mp->tsan_thread_fiber)
-		__tsan_destroy_fiber(stale);
-#else
-	switch_prepare(gp, mp->g0);
-#endif
 	goshim_mcall(&gp->sched, (void (*)(void *))fn, gp, &mp->g0buf);
 	switch_finish(gp);
 }
