@@ -174,7 +174,7 @@ static struct hchan *timer_chan(int64_t when, int64_t period, int *err)
 		*err = ENOMEM;
 		return NULL;
 	}
-	timer_init(t, sendTime, c);
+	timer_init_chan(t, sendTime, c);
 	c->timer = t;
 	timer_modify(t, when, period);
 	return c;

@@ -150,6 +150,11 @@ GOSHIM_API bool go_iter_next(go_iter *it, void *elem)
 		gopanic("iter.Pull: next called again before yield");
 	it->yieldNext = true;
 	coroswitch(it->c);
+	if (it->c->goexited) {
+		/* iter.Pull: propagate runtime.Goexit from the generator. */
+		it->done = true;
+		goexit1();
+	}
 	api_leave();
 	bool ok = it->ok;
 	it->ok = false;
@@ -169,6 +174,8 @@ GOSHIM_API void go_iter_stop(go_iter *it)
 	it->done = true;
 	api_enter();
 	coroswitch(it->c);
+	if (it->c->goexited)
+		goexit1(); /* iter.Pull: propagate runtime.Goexit from the generator */
 	api_leave();
 }
 

@@ -147,7 +147,10 @@ GOSHIM_API size_t go_chan_cap(go_chan *c);
 
 /* Frees a channel (and the timer of a go_after channel). Values left in
  * the buffer are dropped. NULL is a no-op. Fatal if a goroutine is
- * blocked on it; using it afterwards is undefined, as any use after free. */
+ * blocked on it ("panic: go_chan_free of a channel with waiting
+ * goroutines"); goroutines just woken from it (a close, a select that took
+ * another case) are waited for. Using it afterwards is undefined, as any
+ * use after free. */
 GOSHIM_API void go_chan_free(go_chan *c);
 
 /* ---- select ------------------------------------------------------------ */
@@ -215,9 +218,11 @@ GOSHIM_API go_chan *go_ctx_done(go_ctx *ctx);
 /* ctx.Err(): 0 while live, then ECANCELED or ETIMEDOUT; the first cause
  * sticks. */
 GOSHIM_API int go_ctx_err(go_ctx *ctx);
-/* Cancels ctx (as go_ctx_cancel) and frees it. Free children before their
- * parent; a parent freed first detaches its live children (they keep
- * their own state). Fatal if a goroutine still waits on its done channel. */
+/* Cancels ctx (as go_ctx_cancel) and frees it; goroutines blocked on its
+ * done channel are woken by the cancel, and the free waits until they are
+ * off it. Free children before their parent; a parent freed first
+ * detaches its live children (they keep their own state). NULL and
+ * background are no-ops. */
 GOSHIM_API void go_ctx_free(go_ctx *ctx);
 
 /* ---- coroutines and pull iterators --------------------------------------- */
@@ -244,7 +249,9 @@ GOSHIM_API go_iter *go_iter_new(void (*gen)(go_iter *it, void *arg), void *arg,
                                 size_t elem_size);
 /* In the generator: hands *elem to the consumer and waits for the next
  * pull. Returns false when the consumer stopped: the generator should
- * return. */
+ * return. A generator that calls go_exit ends the consumer's goroutine
+ * too (in its go_iter_next or go_iter_stop), as iter.Pull propagates
+ * runtime.Goexit. */
 GOSHIM_API bool go_iter_yield(go_iter *it, const void *elem);
 /* In the consumer: true with the next value in *elem (elem may be NULL), or
  * false (elem zeroed) once the generator returned or the iterator was

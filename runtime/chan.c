@@ -241,13 +241,32 @@ struct hchan *makechan(size_t elemsize, size_t cap, int *err)
 }
 
 /* go_chan_free: only a channel nobody waits on may go. */
+/* Is a goroutine blocked on q? A select that another case has already
+ * won (selectDone) is not: it is about to take its sudog off. c.lock
+ * held. */
+static bool waitq_blocked(struct waitq *q)
+{
+	for (struct sudog *sg = q->first; sg; sg = sg->next)
+		if (!sg->isSelect || atomic_load(&sg->g->selectDone) == 0)
+			return true;
+	return false;
+}
+
 void freechan(struct hchan *c)
 {
-	lock(&c->lock);
-	bool waiters = c->recvq.first || c->sendq.first;
-	unlock(&c->lock);
-	if (waiters)
-		gopanic("go_chan_free of a channel with waiting goroutines");
+	for (;;) {
+		lock(&c->lock);
+		bool waiters = waitq_blocked(&c->recvq) || waitq_blocked(&c->sendq);
+		unlock(&c->lock);
+		if (waiters)
+			gopanic("go_chan_free of a channel with waiting goroutines");
+		if (atomic_load(&c->nref) == 0)
+			break;
+		/* Goroutines woken from c (by a close, or a select that chose
+		 * another case) still have to take their sudogs off it. They
+		 * are runnable: let them. */
+		gosched();
+	}
 	if (c->timer) {
 		timer_destroy(c->timer);
 		free(c->timer);
@@ -370,6 +389,7 @@ bool chansend(struct hchan *c, const void *ep, bool block)
 	mysg->g = gp;
 	mysg->isSelect = false;
 	mysg->c = c;
+	atomic_fetch_add_explicit(&c->nref, 1, memory_order_relaxed);
 	gp->waiting = mysg;
 	gp->param = NULL;
 	waitq_enqueue(&c->sendq, mysg);
@@ -383,11 +403,11 @@ bool chansend(struct hchan *c, const void *ep, bool block)
 	gp->param = NULL;
 	mysg->c = NULL;
 	releaseSudog(mysg);
-	if (closed) {
-		if (c->closed == 0)
-			throw("chansend: spurious wakeup");
+	if (closed && c->closed == 0)
+		throw("chansend: spurious wakeup");
+	atomic_fetch_sub_explicit(&c->nref, 1, memory_order_release); /* last use of c */
+	if (closed)
 		gopanic("send on closed channel");
-	}
 	return true;
 }
 
@@ -515,6 +535,7 @@ void chanrecv(struct hchan *c, void *ep, bool block, bool *selected, bool *recei
 	mysg->g = gp;
 	mysg->isSelect = false;
 	mysg->c = c;
+	atomic_fetch_add_explicit(&c->nref, 1, memory_order_relaxed);
 	gp->param = NULL;
 	waitq_enqueue(&c->recvq, mysg);
 	gopark(chanparkcommit, &c->lock, waitReasonChanReceive);
@@ -527,6 +548,7 @@ void chanrecv(struct hchan *c, void *ep, bool block, bool *selected, bool *recei
 	gp->param = NULL;
 	mysg->c = NULL;
 	releaseSudog(mysg);
+	atomic_fetch_sub_explicit(&c->nref, 1, memory_order_release); /* last use of c */
 	*selected = true;
 	*received = success;
 }

@@ -26,9 +26,23 @@
 static void corostart(void *arg)
 {
 	struct coro *c = arg;
+	getg()->corog = c;
 	c->f(c, c->arg);
 	runtime_enter();
+	getg()->corog = NULL;
 	/* coroexit */
+	coroswitch_mcall(c, true);
+	throw("coroexit returned");
+}
+
+/* Go defers coroexit in corostart, so a Goexit in f still hands the
+ * thread to the goroutine blocked on c; goexit1 calls this. */
+void coroexit_goexit(void)
+{
+	struct g *gp = getg();
+	struct coro *c = gp->corog;
+	gp->corog = NULL;
+	c->goexited = true;
 	coroswitch_mcall(c, true);
 	throw("coroexit returned");
 }

@@ -532,6 +532,8 @@ void coroswitch_mcall(struct coro *c, bool exit)
 
 void goexit1(void)
 {
+	if (getg()->corog)
+		coroexit_goexit();
 	getg()->exiting = true;
 	mcall(goexit0);
 	__builtin_unreachable();
@@ -1985,6 +1987,15 @@ static struct g *adopt_g(struct m *mp)
 	atomic_store(&gp->atomicstatus, _Gidle);
 	gp->adopted = true;
 	gp->sched.tls = mp->tls;
+	/* The thread's own stack: for tracebacks and for ASan's fiber
+	 * switches (it must know where the goroutine's stack is). Not a
+	 * stack the runtime owns: base and size stay 0. */
+	uintptr_t lo, hi;
+	if (real_thread_stack(&lo, &hi)) {
+		gp->stack.lo = lo;
+		gp->stack.hi = hi;
+		gp->stack.touched_lo = hi;
+	}
 #ifdef GOSHIM_TSAN
 	/* The thread's own fiber is the goroutine's; g0 gets a new one. */
 	gp->tsan_fiber = mp->g0->tsan_fiber;

@@ -32,6 +32,33 @@ int real_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(vo
 	return f(t, attr, fn, arg);
 }
 
+/* The calling thread's stack [lo, hi), from glibc (adopted threads run
+ * their goroutine on it). false if unknown. */
+bool real_thread_stack(uintptr_t *lo, uintptr_t *hi)
+{
+	typedef int (*getattr_fn)(pthread_t, pthread_attr_t *);
+	static getattr_fn f;
+	getattr_fn fn = __atomic_load_n(&f, __ATOMIC_ACQUIRE);
+	if (!fn) {
+		fn = (getattr_fn)dlsym(RTLD_NEXT, "pthread_getattr_np");
+		if (!fn)
+			fn = pthread_getattr_np;
+		__atomic_store_n(&f, fn, __ATOMIC_RELEASE);
+	}
+	pthread_attr_t attr;
+	if (fn(pthread_self(), &attr) != 0)
+		return false;
+	void *addr;
+	size_t size;
+	int err = pthread_attr_getstack(&attr, &addr, &size);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return false;
+	*lo = (uintptr_t)addr;
+	*hi = (uintptr_t)addr + size;
+	return true;
+}
+
 ssize_t raw_write(int fd, const void *buf, size_t n)
 {
 	return syscall(SYS_write, fd, buf, n);

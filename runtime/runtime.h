@@ -168,6 +168,7 @@ struct g {
 	int64_t sleepwhen;       /* when the sleep ends (resetForSleep) */
 	struct coro *coroarg;    /* argument during coroutine transfers */
 	bool coroexit;           /* exit after coroutine transfer */
+	struct coro *corog;      /* the coro this goroutine runs (corostart) */
 	/* sanitizer fiber state */
 	void *asan_fake_stack;
 	void *tsan_fiber;
@@ -347,6 +348,10 @@ struct hchan {
 	size_t sendx, recvx;
 	struct waitq recvq, sendq;
 	struct timer *timer;     /* go_after/ticker: the timer feeding this channel */
+	/* Not in Go (its GC keeps a channel alive): sudogs that point at this
+	 * channel, queued or woken and not yet off it. freechan waits for the
+	 * woken ones and refuses queued ones. */
+	_Atomic int32_t nref;
 	mutex_t lock;
 };
 struct sudog *acquireSudog(void);
@@ -389,8 +394,11 @@ struct timer {
 	uintptr_t seq;
 	struct timers *ts;       /* heap this timer is in, NULL if none */
 	_Atomic int32_t running; /* f is being called */
+	bool isChan;             /* f sends on a channel: no send after stop/modify */
+	mutex_t sendLock;        /* isChan: held across f, and by stop/modify */
 };
 void timer_init(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *arg);
+void timer_init_chan(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *arg);
 bool timer_modify(struct timer *t, int64_t when, int64_t period);
 bool timer_reset(struct timer *t, int64_t when);
 bool timer_stop(struct timer *t);
@@ -419,7 +427,9 @@ struct coro {
 	void *arg;
 	struct m *mp;            /* the M the creator was locked to, if any */
 	uint32_t lockedExt, lockedInt;
+	bool goexited;           /* f ended by go_exit, not by returning */
 };
+void coroexit_goexit(void);  /* goexit1: a coroutine's goroutine exits */
 struct coro *newcoro(void (*fn)(struct coro *, void *), void *arg, uintptr_t pc, int *err);
 void coroswitch(struct coro *c);
 struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err);
@@ -452,6 +462,7 @@ extern bool debug_interpose;
  * interposition. */
 int real_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 ssize_t raw_write(int fd, const void *buf, size_t n);
+bool real_thread_stack(uintptr_t *lo, uintptr_t *hi);
 void raw_write_all(int fd, const char *s);
 
 #endif

@@ -59,6 +59,15 @@ static void selunlock(struct scase *scases, const uint16_t *lockorder, int n)
 	}
 }
 
+/* After a blocked select is done with its channels (pass 3 and the
+ * unlock): drop the references its sudogs held (hchan.nref), one per
+ * case; nothing of a channel is touched after its last drop. */
+static void selrelease(struct scase *scases, const uint16_t *lockorder, int n)
+{
+	for (int i = 0; i < n; i++)
+		atomic_fetch_sub_explicit(&scases[lockorder[i]].c->nref, 1, memory_order_release);
+}
+
 static void selunlock_cb(void *arg)
 {
 	struct selctx *s = arg;
@@ -228,6 +237,7 @@ int selectgo(struct scase *scases, int ncases, bool block)
 		sg->isSelect = true;
 		sg->elem = cas->elem;
 		sg->c = c;
+		atomic_fetch_add_explicit(&c->nref, 1, memory_order_relaxed);
 		sg->casi = (int16_t)casi;
 		/* Construct waiting list in lock order. */
 		*nextp = sg;
@@ -287,11 +297,12 @@ int selectgo(struct scase *scases, int ncases, bool block)
 	c = cas->c;
 	if (cas->op == 1) {
 		if (!caseSuccess)
-			goto sclose;
+			goto sclose_woken;
 	} else {
 		recvOK = caseSuccess;
 	}
 	selunlock(scases, lockorder, norder);
+	selrelease(scases, lockorder, norder);
 	goto retc;
 
 bufrecv:
@@ -347,9 +358,14 @@ retc:
 		free(order0);
 	return casi;
 
+sclose_woken:
+	selunlock(scases, lockorder, norder);
+	selrelease(scases, lockorder, norder);
+	goto sclose_unlocked;
 sclose:
 	/* send on closed channel */
 	selunlock(scases, lockorder, norder);
+sclose_unlocked:
 	if (order0 != order_small)
 		free(order0);
 	gopanic("send on closed channel");

@@ -74,6 +74,14 @@ void timer_init(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *ar
 	t->heapidx = -1;
 }
 
+/* A timer whose f sends on a channel (time.go: isChan): once stop or
+ * modify has returned, no send from an earlier firing may happen. */
+void timer_init_chan(struct timer *t, void (*f)(void *, uintptr_t, int64_t), void *arg)
+{
+	timer_init(t, f, arg);
+	t->isChan = true;
+}
+
 void timers_pinit(struct p *pp)
 {
 	if (!pp->timers) {
@@ -277,7 +285,11 @@ bool timer_modify(struct timer *t, int64_t when, int64_t period)
 {
 	if (when <= 0)
 		when = 1; /* Go: a when <= 0 means "now", which is 1 in nanotime's domain */
+	if (t->isChan)
+		lock(&t->sendLock);
 	timer_lock(t);
+	if (t->isChan)
+		t->seq++; /* a firing in flight must not send (unlockAndRun) */
 	t->period = period;
 	bool pending = t->when > 0;
 	if (!pending)
@@ -308,6 +320,8 @@ bool timer_modify(struct timer *t, int64_t when, int64_t period)
 		add = true;
 	}
 	timer_unlock(t);
+	if (t->isChan)
+		unlock(&t->sendLock);
 	if (add)
 		maybeAdd(t);
 	if (wake)
@@ -326,7 +340,11 @@ bool timer_reset(struct timer *t, int64_t when)
  * was stopped before it was run. */
 bool timer_stop(struct timer *t)
 {
+	if (t->isChan)
+		lock(&t->sendLock);
 	timer_lock(t);
+	if (t->isChan)
+		t->seq++; /* a firing in flight must not send (unlockAndRun) */
 	if (t->state & timerHeaped) {
 		t->state |= timerModified;
 		if (!(t->state & timerZombie)) {
@@ -339,6 +357,8 @@ bool timer_stop(struct timer *t)
 	if (pending)
 		atomic_fetch_sub(&ntimers, 1);
 	timer_unlock(t);
+	if (t->isChan)
+		unlock(&t->sendLock);
 	return pending;
 }
 
@@ -514,7 +534,21 @@ static void unlockAndRun(struct timers *ts, struct timer *t, int64_t now)
 	atomic_fetch_add(&t->running, 1);
 	timer_unlock(t);
 	unlock(&ts->mu);
-	f(arg, seq, delay);
+	if (t->isChan) {
+		/* For a timer channel, we want to make sure that no stale sends
+		 * happen after a t.stop or t.modify, but we cannot hold t.mu
+		 * during the actual send (which f does) due to lock ordering.
+		 * t.stop and t.modify both increment t.seq while holding both
+		 * t.mu and t.sendLock; we copied seq above while holding t.mu.
+		 * Now we acquire t.sendLock (held across the send) and
+		 * double-check that t.seq is still the value we saw. */
+		lock(&t->sendLock);
+		if (t->seq == seq)
+			f(arg, seq, delay);
+		unlock(&t->sendLock);
+	} else {
+		f(arg, seq, delay);
+	}
 	atomic_fetch_sub(&t->running, 1);
 	lock(&ts->mu);
 }
