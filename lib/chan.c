@@ -34,6 +34,8 @@ GOSHIM_API go_chan *go_chan_make(size_t elem_size, size_t cap)
 GOSHIM_API void go_chan_send(go_chan *c, const void *elem)
 {
 	check_elem(H(c), elem, "go_chan_send");
+	if (chansend_buffered(H(c), elem))
+		return;
 	api_enter();
 	chansend(H(c), elem, true);
 	api_leave();
@@ -42,6 +44,8 @@ GOSHIM_API void go_chan_send(go_chan *c, const void *elem)
 GOSHIM_API bool go_chan_recv(go_chan *c, void *elem)
 {
 	bool selected, received;
+	if (chanrecv_buffered(H(c), elem))
+		return true;
 	api_enter();
 	chanrecv(H(c), elem, true, &selected, &received);
 	api_leave();
@@ -51,6 +55,8 @@ GOSHIM_API bool go_chan_recv(go_chan *c, void *elem)
 GOSHIM_API bool go_chan_trysend(go_chan *c, const void *elem)
 {
 	check_elem(H(c), elem, "go_chan_trysend");
+	if (chansend_buffered(H(c), elem))
+		return true;
 	api_enter();
 	bool ok = chansend(H(c), elem, false);
 	api_leave();
@@ -60,6 +66,8 @@ GOSHIM_API bool go_chan_trysend(go_chan *c, const void *elem)
 GOSHIM_API int go_chan_tryrecv(go_chan *c, void *elem)
 {
 	bool selected, received;
+	if (chanrecv_buffered(H(c), elem))
+		return GO_OK;
 	api_enter();
 	chanrecv(H(c), elem, false, &selected, &received);
 	api_leave();

@@ -305,6 +305,56 @@ bool chanparkcommit(struct g *gp, void *chanLock)
 	return true;
 }
 
+/* ---- buffered fast paths, without a P -------------------------------- */
+
+/* Not in Go, where every goroutine holds its P: here user code runs with
+ * its P handed out (_Psyscall), and taking it back costs a CAS. A send
+ * into a buffer with room and nobody to wake, or a receive from a buffer
+ * with no parked sender, needs only the channel lock, which works without
+ * a P: these do just that and report false when the full path (chansend,
+ * chanrecv, inside the runtime) is needed. */
+bool chansend_buffered(struct hchan *c, const void *ep)
+{
+	if (!c || c->dataqsiz == 0 || full(c) ||
+	    __atomic_load_n(&c->recvq.first, __ATOMIC_RELAXED) ||
+	    atomic_load_explicit(&c->closed, memory_order_relaxed))
+		return false;
+	lock(&c->lock);
+	if (c->closed || c->recvq.first || c->qcount == c->dataqsiz) {
+		unlock(&c->lock);
+		return false;
+	}
+	if (c->elemsize)
+		memcpy(chanbuf(c, c->sendx), ep, c->elemsize);
+	if (++c->sendx == c->dataqsiz)
+		c->sendx = 0;
+	set_qcount(c, c->qcount + 1);
+	unlock(&c->lock);
+	return true;
+}
+
+bool chanrecv_buffered(struct hchan *c, void *ep)
+{
+	if (!c || c->dataqsiz == 0 || empty(c) || __atomic_load_n(&c->sendq.first, __ATOMIC_RELAXED))
+		return false;
+	lock(&c->lock);
+	if (c->qcount == 0 || c->sendq.first) {
+		unlock(&c->lock);
+		return false;
+	}
+	char *qp = chanbuf(c, c->recvx);
+	if (c->elemsize) {
+		if (ep)
+			memcpy(ep, qp, c->elemsize);
+		memset(qp, 0, c->elemsize);
+	}
+	if (++c->recvx == c->dataqsiz)
+		c->recvx = 0;
+	set_qcount(c, c->qcount - 1);
+	unlock(&c->lock);
+	return true;
+}
+
 /* ---- send ------------------------------------------------------------ */
 
 /* send processes a send operation on an empty channel c. The value ep sent

@@ -360,6 +360,8 @@ void sudogcache_flush(struct p *pp);
 struct hchan *makechan(size_t elemsize, size_t cap, int *err);
 void freechan(struct hchan *c);
 bool chansend(struct hchan *c, const void *ep, bool block);
+bool chansend_buffered(struct hchan *c, const void *ep); /* no P needed */
+bool chanrecv_buffered(struct hchan *c, void *ep);       /* no P needed */
 void chanrecv(struct hchan *c, void *ep, bool block, bool *selected, bool *received);
 void closechan(struct hchan *c);
 void waitq_enqueue(struct waitq *q, struct sudog *s);
