@@ -156,7 +156,7 @@ GOSHIM_API int go_count(void)
 		api_enter();
 		api_leave();
 	}
-	return atomic_load(&sched.ngoroutines);
+	return gcount();
 }
 
 GOSHIM_API int go_maxprocs(int n)

@@ -50,6 +50,7 @@
 #endif
 
 #define MAX_PROCS 1024
+#define goidCacheBatch 16
 
 struct schedt sched;
 struct p **allp;
@@ -137,13 +138,20 @@ uint32_t readgstatus(struct g *gp)
 	return atomic_load_explicit(&gp->atomicstatus, memory_order_acquire);
 }
 
+/* Go's casgstatus is a CAS because the garbage collector sets scan bits in
+ * the status of goroutines it does not own. Nothing here does: a status
+ * changes only by the goroutine's owner (its M, or whoever took it off a
+ * wait queue, a timer or a coroutine), so a checked load and a release
+ * store keep every transition check without a locked instruction, which
+ * cost two of them per context switch. */
 void casgstatus(struct g *gp, uint32_t oldval, uint32_t newval)
 {
 	if (unlikely(oldval == newval))
 		throw("casgstatus: bad incoming values");
-	uint32_t exp = oldval;
-	if (unlikely(!atomic_compare_exchange_strong_explicit(&gp->atomicstatus, &exp, newval,
-	        memory_order_acq_rel, memory_order_acquire))) {
+	uint32_t exp = atomic_load_explicit(&gp->atomicstatus, memory_order_relaxed);
+	if (likely(exp == oldval))
+		atomic_store_explicit(&gp->atomicstatus, newval, memory_order_release);
+	else {
 		printerr("runtime: casgstatus: goroutine %lld, oldval=%u newval=%u, actual=%u\n",
 		         (long long)gp->goid, oldval, newval, exp);
 		throw("casgstatus: bad status transition");
@@ -220,6 +228,19 @@ static void allgadd(struct g *gp)
 	gp->alllink = allgs;
 	__atomic_store_n(&allgs, gp, __ATOMIC_RELEASE);
 	unlock(&allglock);
+}
+
+/* proc.go: gcount, for go_count: a racy sum, exact when nothing moves. */
+int32_t gcount(void)
+{
+	int64_t n = atomic_load(&sched.ngoroutines);
+	for (int32_t i = 0; i < MAX_PROCS; i++) {
+		struct p *pp = __atomic_load_n(&allp[i], __ATOMIC_ACQUIRE);
+		if (!pp)
+			break;
+		n += atomic_load_explicit(&pp->ngdelta, memory_order_relaxed);
+	}
+	return (int32_t)n;
 }
 
 int32_t mcount(void)
@@ -388,8 +409,15 @@ static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, boo
 		__tsan_destroy_fiber(newg->tsan_fiber);
 	newg->tsan_fiber = __tsan_create_fiber(0);
 #endif
-	newg->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
-	atomic_fetch_add(&sched.ngoroutines, 1);
+	if (pp->goidcache == pp->goidcacheend) {
+		/* Sched.goidgen is the last allocated id, this batch must be
+		 * [sched.goidgen+1, sched.goidgen+GoidCacheBatch]. At startup
+		 * sched.goidgen=0, so main goroutine receives goid=1. */
+		pp->goidcache = atomic_fetch_add(&sched.goidgen, goidCacheBatch) + 1;
+		pp->goidcacheend = pp->goidcache + goidCacheBatch;
+	}
+	newg->goid = (int64_t)pp->goidcache++;
+	atomic_store_explicit(&pp->ngdelta, pp->ngdelta + 1, memory_order_relaxed);
 	*err = 0;
 	if (parked) {
 		newg->waitreason = waitReasonCoroutine;
@@ -428,8 +456,12 @@ static void goexit0(struct g *gp)
 {
 	struct m *mp = on_g0(gp);
 	casgstatus(gp, _Grunning, _Gdead);
-	if (!gp->system)
-		atomic_fetch_sub(&sched.ngoroutines, 1);
+	if (!gp->system) {
+		if (gp->adopted)
+			atomic_fetch_sub(&sched.ngoroutines, 1);
+		else
+			atomic_store_explicit(&mp->p->ngdelta, mp->p->ngdelta - 1, memory_order_relaxed);
+	}
 	bool locked = gp->lockedm != NULL;
 	gp->lockedm = NULL;
 	mp->lockedg = NULL;
@@ -478,7 +510,7 @@ static void coroswitch_m(struct g *gp)
 	if (exit) {
 		/* gdestroy */
 		casgstatus(gp, _Grunning, _Gdead);
-		atomic_fetch_sub(&sched.ngoroutines, 1);
+		atomic_store_explicit(&mp->p->ngdelta, mp->p->ngdelta - 1, memory_order_relaxed);
 		gp->lockedm = NULL;
 		gp->lockedExt = gp->lockedInt = 0;
 		gp->m = NULL;
@@ -1780,6 +1812,8 @@ static void pdestroy(struct p *pp)
 	gfpurge(pp);
 	stackcache_flush(pp);
 	sudogcache_flush(pp);
+	atomic_fetch_add(&sched.ngoroutines, (int32_t)pp->ngdelta);
+	atomic_store(&pp->ngdelta, 0);
 	atomic_store(&pp->status, _Pdead);
 }
 

@@ -227,6 +227,12 @@ struct p {
 	struct sudog *sudogcache[128];
 	int32_t nsudogcache;
 	struct timers *timers;        /* time.c: this P's timer heap */
+	/* proc.go: goidcache — goroutine ids are taken from sched.goidgen in
+	 * batches so that spawning does not bounce one cache line. */
+	uint64_t goidcache, goidcacheend;
+	/* Goroutines started minus goroutines ended on this P; written only
+	 * by the P's owner, summed by go_count (Go counts allgs instead). */
+	_Atomic int64_t ngdelta;
 };
 
 /* A queue of Gs linked through schedlink. n is atomic because Go reads
@@ -252,17 +258,18 @@ struct schedt {
 
 	struct gqueue runq;           /* global run queue */
 
-	mutex_t gFreeLock;
+	_Alignas(64) mutex_t gFreeLock; /* own cache line: Ps move Gs through it */
 	struct g *gFree;
 	_Atomic int32_t gFreeN;        /* read without the lock to skip it */
 
-	_Atomic uint32_t gcwaiting;   /* procresize is stopping the world */
+	_Alignas(64) _Atomic uint32_t gcwaiting; /* procresize is stopping the world */
 	int32_t stopwait;
 	note_t stopnote;
 	_Atomic uint32_t sysmonwait;
 	note_t sysmonnote;
 
-	_Atomic int32_t ngoroutines;  /* user goroutines (go_count) */
+	_Atomic int32_t ngoroutines;  /* user goroutines (go_count): adopted ones, and
+	                                 the ngdelta of Ps that were destroyed */
 	int32_t procresizetime;
 	mutex_t sudoglock;            /* central sudog cache */
 	struct sudog *sudogcache;
@@ -333,6 +340,7 @@ void minit_signalstack(void);
 void unminit_signalstack(void);
 void checkdead(void);       /* called with sched.lock held */
 int32_t mcount(void);
+int32_t gcount(void);       /* go_count */
 void injectglist(struct gqueue *q);
 
 void goyield(void);          /* gosched to the local run queue (sema handoff) */
