@@ -1509,14 +1509,26 @@ static __attribute__((noreturn)) void mstart1(void *arg)
 
 /* The start routine of every M's thread. The thread's own stack below this
  * frame is the M's g0 stack; m.exitbuf returns here when the M exits. */
+/* An address below the caller's whole frame (a callee's frame is), for
+ * carving g0's stack out of the thread's stack under the live frames:
+ * the caller's own frame may be large (sanitizer builds inline a lot). */
+static __attribute__((noinline)) uintptr_t below_caller_frame(void)
+{
+	return (uintptr_t)__builtin_frame_address(0);
+}
+
 static void *mstart(void *arg)
 {
 	struct m *mp = arg;
 	minit(mp);
-	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-	uintptr_t top = (here - 1024) & ~(uintptr_t)15;
+	/* g0 starts 16 KiB under the live frames: mstart still calls
+	 * functions (goshim_swtch, whose saved context mexit resumes, and
+	 * in sanitizer builds the sanitizer's runtime, with deep frames)
+	 * after the first frame of g0 is written at top. The thread's stack
+	 * is 272 KiB (newm); g0 gets 224 KiB of it. */
+	uintptr_t top = (below_caller_frame() - 16 * 1024) & ~(uintptr_t)15;
 	mp->g0->stack.hi = top;
-	mp->g0->stack.lo = top - 256 * 1024 + 8192;
+	mp->g0->stack.lo = top - 224 * 1024;
 	mp->g0buf.sp = top;
 	struct gobuf start;
 	start.tls = 0;
