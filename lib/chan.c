@@ -78,6 +78,13 @@ GOSHIM_API int go_chan_tryrecv(go_chan *c, void *elem)
 
 GOSHIM_API void go_chan_close(go_chan *c)
 {
+	if (c && H(c)->timer) {
+		/* Go's time.After and Ticker.C are receive-only: closing one
+		 * does not compile. Here it would make the timer's next send
+		 * panic on the scheduler's stack. */
+		api_enter();
+		gopanic("close of a timer channel (go_after and go_ticker channels are receive-only)");
+	}
 	api_enter();
 	closechan(H(c));
 	api_leave();

@@ -233,8 +233,13 @@ GOSHIM_API void go_ctx_free(go_ctx *ctx);
  * on c, handing the thread over directly (no run queue). When fn returns,
  * the goroutine blocked on c resumes and c is exited: switching to it
  * again is fatal ("fatal error: coroswitch on exited coro"). A coroutine
- * created on a locked thread runs on that thread only. NULL with errno
- * EINVAL (NULL fn) or ENOMEM. */
+ * created on a locked thread runs on that thread only, and a goroutine
+ * locked to a thread can switch only to coroutines created on that thread
+ * (otherwise: "fatal error: coroswitch on thread locked to another
+ * goroutine"). The main thread and adopted threads are locked goroutines,
+ * so a coroutine or iterator made in a go() goroutine cannot be driven
+ * from main, and one made on main only from main. NULL with errno EINVAL
+ * (NULL fn) or ENOMEM. */
 GOSHIM_API go_coro *go_coro_new(void (*fn)(go_coro *c, void *arg), void *arg);
 GOSHIM_API void go_coro_switch(go_coro *c);
 /* Frees an exited coroutine (NULL is a no-op); fatal if it has not exited. */

@@ -8,11 +8,14 @@
  * word and never enter the runtime.
  *
  * Contexts: a tree. Cancelling a context closes its done channel and
- * cancels its children, with the parent's lock held (lock order: parent
- * before child, as Go's propagateCancel). A child registers with its
- * parent at creation and unregisters when freed. A timeout is a runtime
- * timer whose function (on g0) cancels with ETIMEDOUT; go_ctx_free
- * destroys it before the memory goes.
+ * cancels its children. The links of the tree (parent, children,
+ * siblings) are guarded by one lock, ctxtree, taken before any context's
+ * own lock: a child freed while its parent is freed (or cancelled) cannot
+ * reach a parent that is gone, which a per-parent lock could not promise
+ * without a reference count. A child registers with its parent at
+ * creation and unregisters when freed. A timeout is a runtime timer whose
+ * function (on g0) cancels with ETIMEDOUT; go_ctx_free destroys it before
+ * the memory goes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,10 +87,11 @@ GOSHIM_API void go_wg_wait(go_wg *wg)
 /* ---- contexts ---------------------------------------------------------- */
 
 struct go_ctx {
-	mutex_t mu;              /* protects the fields below */
+	/* under ctxtree */
 	struct go_ctx *parent;   /* NULL for background and detached children */
-	struct go_ctx *children; /* live children, linked through sibling */
+	struct go_ctx *children; /* live children, linked through next/prev */
 	struct go_ctx *next, *prev;
+	mutex_t mu;              /* protects the fields below */
 	struct hchan *done;      /* closed once, when err is set */
 	int err;                 /* 0, ECANCELED or ETIMEDOUT */
 	struct timer *timer;     /* WithTimeout */
@@ -95,15 +99,15 @@ struct go_ctx {
 };
 
 static struct go_ctx background = {0};
+static mutex_t ctxtree; /* the tree's links */
 
 GOSHIM_API go_ctx *go_ctx_background(void)
 {
 	return &background;
 }
 
-/* cancelCtx.cancel: closes done, cancels each child. Inside the runtime
- * (or on g0, from the timer). */
-static void ctx_cancel(struct go_ctx *c, int err)
+/* cancelCtx.cancel: closes done, cancels each child. ctxtree held. */
+static void ctx_cancel_locked(struct go_ctx *c, int err)
 {
 	lock(&c->mu);
 	if (c->err) {
@@ -112,11 +116,19 @@ static void ctx_cancel(struct go_ctx *c, int err)
 	}
 	c->err = err;
 	closechan(c->done);
-	for (struct go_ctx *child = c->children; child; child = child->next)
-		ctx_cancel(child, err); /* NOTE: acquiring the child's lock while holding parent's lock. */
 	if (c->timer)
 		timer_stop(c->timer);
 	unlock(&c->mu);
+	for (struct go_ctx *child = c->children; child; child = child->next)
+		ctx_cancel_locked(child, err);
+}
+
+/* Inside the runtime (or on g0, from the timer). */
+static void ctx_cancel(struct go_ctx *c, int err)
+{
+	lock(&ctxtree);
+	ctx_cancel_locked(c, err);
+	unlock(&ctxtree);
 }
 
 static void ctx_timeout(void *arg, uintptr_t seq, int64_t delay)
@@ -170,8 +182,10 @@ static go_ctx *ctx_new(go_ctx *parent, int64_t timeout_ns, bool with_timeout)
 	/* propagateCancel: arrange for c to be canceled when parent is. */
 	int perr = 0;
 	if (parent != &background) {
+		lock(&ctxtree);
 		lock(&parent->mu);
 		perr = parent->err;
+		unlock(&parent->mu);
 		if (!perr) {
 			c->parent = parent;
 			c->next = parent->children;
@@ -179,7 +193,7 @@ static go_ctx *ctx_new(go_ctx *parent, int64_t timeout_ns, bool with_timeout)
 				c->next->prev = c;
 			parent->children = c;
 		}
-		unlock(&parent->mu);
+		unlock(&ctxtree);
 	}
 	if (perr) {
 		/* parent has already been canceled */
@@ -247,39 +261,26 @@ GOSHIM_API void go_ctx_free(go_ctx *ctx)
 		free(ctx->timer);
 		ctx->timer = NULL;
 	}
-	/* removeChild; a parent can't go away while we hold its lock, and it
-	 * detaches us under that lock if it is freed first. */
-	for (;;) {
-		lock(&ctx->mu);
-		struct go_ctx *parent = ctx->parent;
-		unlock(&ctx->mu);
-		if (!parent)
-			break;
-		lock(&parent->mu);
-		if (ctx->parent == parent) {
-			if (ctx->prev)
-				ctx->prev->next = ctx->next;
-			else
-				parent->children = ctx->next;
-			if (ctx->next)
-				ctx->next->prev = ctx->prev;
-			ctx->parent = NULL;
-			unlock(&parent->mu);
-			break;
-		}
-		unlock(&parent->mu);
+	lock(&ctxtree);
+	/* removeChild */
+	struct go_ctx *parent = ctx->parent;
+	if (parent) {
+		if (ctx->prev)
+			ctx->prev->next = ctx->next;
+		else
+			parent->children = ctx->next;
+		if (ctx->next)
+			ctx->next->prev = ctx->prev;
+		ctx->parent = NULL;
 	}
 	/* Detach children that outlive us. */
-	lock(&ctx->mu);
 	for (struct go_ctx *child = ctx->children, *next; child; child = next) {
 		next = child->next;
-		lock(&child->mu);
 		child->parent = NULL;
 		child->next = child->prev = NULL;
-		unlock(&child->mu);
 	}
 	ctx->children = NULL;
-	unlock(&ctx->mu);
+	unlock(&ctxtree);
 	freechan(ctx->done);
 	api_leave();
 	free(ctx);

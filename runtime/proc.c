@@ -780,6 +780,8 @@ void injectglist(struct gqueue *q)
 	if (!q->n)
 		return;
 	int32_t n = q->n;
+	for (struct g *gp = q->head; gp; gp = gp->schedlink)
+		casgstatus(gp, _Gwaiting, _Grunnable);
 	lock(&sched.lock);
 	struct g *gp;
 	while ((gp = gq_pop(q)))
@@ -1918,21 +1920,41 @@ static void startTheWorld(struct p *runnable)
 }
 
 /* GOMAXPROCS: called from a goroutine inside the runtime. */
+/* proc.go: worldsema — held from stopTheWorld to startTheWorld, so two
+ * goroutines changing GOMAXPROCS at once take turns instead of each
+ * waiting for the other's P. */
+static _Atomic uint32_t worldsema = 1;
+
 int procresize_set(int32_t n)
 {
-	int32_t old = atomic_load(&gomaxprocs);
-	if (n < 1 || n == old)
-		return old;
 	if (n > MAX_PROCS)
 		n = MAX_PROCS;
+	semacquire1(&worldsema, false, waitReasonSemacquire);
+	int32_t old = atomic_load(&gomaxprocs);
+	if (n < 1 || n == old) {
+		semrelease1(&worldsema, false);
+		return old;
+	}
 	stopTheWorld();
 	lock(&sched.lock);
 	struct p *runnable = procresize(n);
 	startTheWorld(runnable);
+	semrelease1(&worldsema, false);
 	return old;
 }
 
 /* ---- deadlock detection (proc.go: checkdead) ------------------------ */
+
+/* proc.go: incidlelocked. sysmon pretends to be one more running M while it
+ * hands a retaken P on, so checkdead does not count that P as lost. */
+void incidlelocked(int32_t v)
+{
+	lock(&sched.lock);
+	sched.nmidlelocked += v;
+	if (v > 0)
+		checkdead();
+	unlock(&sched.lock);
+}
 
 /* OS threads in this process, from /proc/self/stat (raw syscalls: this
  * runs with sched.lock held). -1 if unknown. */

@@ -339,6 +339,7 @@ void *sysmon_thread(void *arg);
 void minit_signalstack(void);
 void unminit_signalstack(void);
 void checkdead(void);       /* called with sched.lock held */
+void incidlelocked(int32_t v);
 int32_t mcount(void);
 int32_t gcount(void);       /* go_count */
 void injectglist(struct gqueue *q);

@@ -33,6 +33,23 @@ static uint32_t retake(int64_t now)
 		if (!pp)
 			continue;
 		uint32_t s = atomic_load(&pp->status);
+		bool sysretake = false;
+		if (s == _Prunning || s == _Psyscall) {
+			/* A goroutine that has not been through the scheduler for
+			 * forcePreemptNS: Go preempts it. One that keeps calling
+			 * the runtime without blocking (a polling loop) changes
+			 * syscalltick on every call, so this check, not the
+			 * syscalltick one, is what catches it. */
+			uint32_t st = atomic_load_explicit(&pp->schedtick, memory_order_relaxed);
+			if (pp->sysmontick.schedtick != st) {
+				pp->sysmontick.schedtick = st;
+				pp->sysmontick.schedwhen = now;
+			} else if (pp->sysmontick.schedwhen + forcePreemptNS <= now) {
+				/* In case of syscall, preemptone() doesn't work,
+				 * because there is no M wired to P. */
+				sysretake = true;
+			}
+		}
 		if (s != _Psyscall) {
 			pp->sysmontick.syscalltick = UINT32_MAX;
 			continue;
@@ -40,7 +57,7 @@ static uint32_t retake(int64_t now)
 		/* Retake P from syscall if it's there for more than 1 sysmon
 		 * tick (at least 20us). */
 		uint32_t t = atomic_load_explicit(&pp->syscalltick, memory_order_relaxed);
-		if (pp->sysmontick.syscalltick != t) {
+		if (!sysretake && pp->sysmontick.syscalltick != t) {
 			pp->sysmontick.syscalltick = t;
 			pp->sysmontick.syscallwhen = now;
 			continue;
@@ -53,7 +70,7 @@ static uint32_t retake(int64_t now)
 		if (foreign) {
 			/* Running foreign code: only a long run that holds up work
 			 * costs the P. */
-			if (!work || now - pp->sysmontick.syscallwhen < forcePreemptNS)
+			if (!work || (!sysretake && now - pp->sysmontick.syscallwhen < forcePreemptNS))
 				continue;
 		} else {
 			/* On the one hand we don't want to retake Ps if there is no
@@ -64,13 +81,19 @@ static uint32_t retake(int64_t now)
 			    pp->sysmontick.syscallwhen + forcePreemptNS > now)
 				continue;
 		}
+		/* Need to decrement number of idle locked M's (pretending
+		 * that one more is running) before the CAS. Otherwise the M
+		 * from which we retake can exit the syscall, increment nmidle
+		 * and report deadlock. */
+		incidlelocked(-1);
 		uint32_t exp = _Psyscall;
 		if (atomic_compare_exchange_strong(&pp->status, &exp, _Pidle)) {
 			n++;
 			atomic_fetch_add(&pp->retaken, 1);
-			atomic_store_explicit(&pp->syscalltick, t + 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);
 			handoffp(pp);
 		}
+		incidlelocked(1);
 	}
 	return n;
 }
@@ -126,8 +149,19 @@ void *sysmon_thread(void *arg)
 			atomic_compare_exchange_strong(&sched.lastpoll, &lastpoll, now);
 			struct gqueue list;
 			netpoll(0, &list); /* non-blocking - returns list of goroutines */
-			if (list.head)
+			if (list.head) {
+				/* Need to decrement number of idle locked M's
+				 * (pretending that one more is running) before
+				 * injectglist. Otherwise it can lead to the
+				 * following situation: injectglist grabs all P's
+				 * but before it starts M's to run the P's, another
+				 * M returns from syscall, finishes running its G,
+				 * observes that there is no work to do and no
+				 * other running M's and reports deadlock. */
+				incidlelocked(-1);
 				injectglist(&list);
+				incidlelocked(1);
+			}
 		}
 		/* Timers overdue while every M sleeps (their P idle, nobody in
 		 * netpoll): start an M to run them, as Go's sysmon does where

@@ -155,6 +155,8 @@ static void siftDown(struct timers *ts, int32_t i)
 	heap_set(ts, i, tw);
 }
 
+static int64_t timers_wakeTime_ts(struct timers *ts);
+
 static void updateMinWhenHeap(struct timers *ts)
 {
 	atomic_store(&ts->minWhenHeap, ts->len == 0 ? 0 : ts->heap[0].when);
@@ -449,16 +451,21 @@ static void adjust(struct timers *ts, int64_t now, bool force)
 		if (first == 0 || first > now)
 			return;
 	}
-	/* We are going to clear all timerModified bits. Clear
-	 * minWhenModified first, so a concurrent modify re-raises it. */
+	/* We are going to clear all timerModified bits. If the state
+	 * happens to change between now and the CAS below, it is okay:
+	 * minWhenHeap first takes the earliest of both, so wakeTime never
+	 * reports a time too late while the bits are being cleared. Then
+	 * minWhenModified is cleared (seq_cst), and every astate is read
+	 * seq_cst after it: a concurrent modify either has its bit seen by
+	 * this loop or raises minWhenModified again after the clear. */
+	atomic_store(&ts->minWhenHeap, timers_wakeTime_ts(ts));
 	atomic_store(&ts->minWhenModified, 0);
 	bool changed = false;
 	for (int32_t i = 0; i < ts->len; i++) {
 		struct timer *t = ts->heap[i].timer;
 		if (t->ts != ts)
 			throw("bad ts");
-		if (!(atomic_load_explicit(&t->astate, memory_order_relaxed) &
-		      (timerModified | timerZombie)))
+		if (!(atomic_load(&t->astate) & (timerModified | timerZombie)))
 			continue; /* Does not need adjustment. */
 		timer_lock(t);
 		if (t->state & timerZombie) {
@@ -482,22 +489,23 @@ static void adjust(struct timers *ts, int64_t now, bool force)
 		}
 		timer_unlock(t);
 	}
-	if (changed) {
+	if (changed && ts->len > 1) {
 		/* initHeap: re-establish the heap order. */
-		if (ts->len > 1)
-			for (int32_t i = (ts->len - 1) / timerHeapN; i >= 0; i--)
-				siftDown(ts, i);
-		updateMinWhenHeap(ts);
+		for (int32_t i = (ts->len - 1) / timerHeapN; i >= 0; i--)
+			siftDown(ts, i);
 	}
+	updateMinWhenHeap(ts);
 }
 
 /* wakeTime looks at ts's timers and returns the time when we should wake
  * up the netpoller. It returns 0 if there are no timers. */
 int64_t timers_wakeTime(struct p *pp)
 {
-	struct timers *ts = pp->timers;
-	if (!ts)
-		return 0;
+	return pp->timers ? timers_wakeTime_ts(pp->timers) : 0;
+}
+
+static int64_t timers_wakeTime_ts(struct timers *ts)
+{
 	/* Note that the order of these two loads matters: adjust updates
 	 * minWhen to make it safe to clear minNextWhen. */
 	int64_t nextWhen = atomic_load(&ts->minWhenModified);

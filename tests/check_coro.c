@@ -226,19 +226,39 @@ static void pingpong_body(void *arg)
 	go_coro_free(c);
 }
 
+/* Times sysmon took a P away from its goroutine (runtime/sysmon.c retake).
+ * A goroutine whose P was retaken gets a P back at its next runtime call,
+ * maybe on another thread: go_coro_switch is such a call, so the thread a
+ * goroutine records before switching is only certain to be the one the
+ * switch runs on when no retake happened in between. */
+static uint64_t total_retaken(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < 1024 && __atomic_load_n(&allp[i], __ATOMIC_ACQUIRE); i++)
+		n += atomic_load(&allp[i]->retaken);
+	return n;
+}
+
 static void pingpong_check(bool from_main)
 {
 	int base = settled_base();
 	struct pingpong p = { .n = SCALE(50000), .check_tid = true };
+	uint64_t retaken0 = total_retaken();
 	if (from_main)
 		pingpong_body(&p);
 	else
 		ck_assert(run_in_goroutine(pingpong_body, &p, slack(20000 * MS)));
+	uint64_t retakes = total_retaken() - retaken0;
 	ck_assert_int_eq(atomic_load(&p.bad), 0);
 	ck_assert_int_eq(p.val, 2 * (int64_t)(p.n - 1) + 1);
 	/* the switch hands the thread over: the coroutine runs on the thread
-	 * that switched to it */
-	ck_assert_int_eq(atomic_load(&p.tid_mismatch), 0);
+	 * that switched to it. main is locked to its thread and never moves;
+	 * a goroutine may move once per retake of its P (each retake can
+	 * move the driver or the coroutine: at most two mismatches). */
+	if (from_main)
+		ck_assert_int_eq(atomic_load(&p.tid_mismatch), 0);
+	else
+		ck_assert_int_le(atomic_load(&p.tid_mismatch), 2 * (int64_t)retakes);
 	settled_base();
 	ck_assert_int_eq(go_count(), base);
 }
@@ -265,16 +285,23 @@ START_TEST(coro_pingpong_concurrent_p2)
 	struct pingpong p[8];
 	memset(p, 0, sizeof p);
 	atomic_store(&pp_done, 0);
+	uint64_t retaken0 = total_retaken();
 	for (int i = 0; i < 8; i++) {
 		p[i].n = SCALE(10000);
 		p[i].check_tid = true;
 		go_spawn(pingpong_g, &p[i]);
 	}
 	ck_assert(wait_flag(&pp_done, 8, slack(20000 * MS)));
+	/* 8 ping-pongs on 2 Ps: sysmon retakes the P of a pair that runs
+	 * 10 ms without passing through the scheduler while others wait (a
+	 * coroutine switch does not), and the pair may move threads then;
+	 * see pingpong_check. */
+	int64_t mismatches = 0;
 	for (int i = 0; i < 8; i++) {
 		ck_assert_int_eq(atomic_load(&p[i].bad), 0);
-		ck_assert_int_eq(atomic_load(&p[i].tid_mismatch), 0);
+		mismatches += atomic_load(&p[i].tid_mismatch);
 	}
+	ck_assert_int_le(mismatches, 2 * (int64_t)(total_retaken() - retaken0));
 	settled_base();
 	go_maxprocs(old);
 }

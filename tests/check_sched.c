@@ -222,6 +222,71 @@ START_TEST(maxprocs_changes_while_running)
 }
 END_TEST
 
+/* Two goroutines change GOMAXPROCS at the same time, over and over: each
+ * stop-the-world must wait for the other's (Go's worldsema), not for the
+ * other's P (which deadlocked both). */
+static _Atomic int flippers_done;
+static void flipper(void *arg)
+{
+	int a = (int)(intptr_t)arg;
+	for (int i = 0; i < SCALE(2000); i++)
+		go_maxprocs(i % 2 ? a : 3 - a);
+	atomic_fetch_add(&flippers_done, 1);
+}
+
+START_TEST(concurrent_maxprocs_changes)
+{
+	int old = go_maxprocs(2);
+	int base = settled_base();
+	atomic_store(&flippers_done, 0);
+	go_spawn(flipper, (void *)(intptr_t)1);
+	go_spawn(flipper, (void *)(intptr_t)2);
+	int64_t deadline = go_now() + 60LL * 1000000000;
+	while (atomic_load(&flippers_done) < 2 && go_now() < deadline)
+		go_yield();
+	ck_assert_int_eq(atomic_load(&flippers_done), 2);
+	settle_count(base);
+	go_maxprocs(old);
+}
+END_TEST
+
+/* A goroutine that polls in a loop of non-blocking runtime calls never
+ * goes through the scheduler: at GOMAXPROCS=1 sysmon must take its P
+ * (Go's preemption after 10 ms) so the goroutine it waits for runs.
+ * go_yield is not called anywhere in the loop. */
+static go_chan *poll_done;
+static void poll_worker(void *arg)
+{
+	(void)arg;
+	go_chan_close(poll_done);
+}
+static _Atomic int poll_loops_done;
+static void poller(void *arg)
+{
+	(void)arg;
+	poll_done = go_chan_make(0, 0);
+	go_spawn(poll_worker, NULL); /* goes to runnext: only our P runs it */
+	while (go_chan_tryrecv(poll_done, NULL) == GO_EMPTY)
+		;
+	go_chan_free(poll_done);
+	atomic_fetch_add(&poll_loops_done, 1);
+}
+
+START_TEST(polling_loop_is_preempted_p1)
+{
+	int old = go_maxprocs(1);
+	int base = settled_base();
+	atomic_store(&poll_loops_done, 0);
+	go_spawn(poller, NULL);
+	int64_t deadline = go_now() + 30LL * 1000000000;
+	while (atomic_load(&poll_loops_done) < 1 && go_now() < deadline)
+		usleep(1000);
+	ck_assert_int_eq(atomic_load(&poll_loops_done), 1);
+	settle_count(base);
+	go_maxprocs(old);
+}
+END_TEST
+
 /* gopark / goready: 10,000 goroutines park, all are readied and finish. */
 #define NPARK_MAX 10000
 #define NPARK SCALE(NPARK_MAX)
@@ -279,6 +344,8 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, idle_p_steals_work);
 	tcase_add_test(tc, spinner_does_not_block_its_p);
 	tcase_add_test(tc, maxprocs_changes_while_running);
+	tcase_add_test(tc, concurrent_maxprocs_changes);
+	tcase_add_test(tc, polling_loop_is_preempted_p1);
 	tcase_add_test(tc, park_ready_p1);
 	tcase_add_test(tc, park_ready_p2);
 	suite_add_tcase(s, tc);

@@ -877,7 +877,28 @@ START_TEST(no_timers_left)
 }
 END_TEST
 
+/* Go's timer channels are receive-only; closing one here is a panic at
+ * the close (not a crash later, when the timer's send would find it
+ * closed on the scheduler's stack). */
+static void scenario_close_after_chan(void)
+{
+	go_chan *c = go_after(1000000);
+	go_chan_close(c);
+	printf("close returned\n");
+}
+
+START_TEST(close_of_timer_channel_is_fatal)
+{
+	struct child_result r;
+	run_child("close_after_chan", NULL, &r);
+	ck_assert_exit_status(&r, 2);
+	ck_assert_output_has(&r, "panic: close of a timer channel");
+	ck_assert_msg(!strstr(r.out, "close returned"), "close returned:\n%s", out_tail(&r));
+}
+END_TEST
+
 static const struct scenario scenarios[] = {
+	{ "close_after_chan", scenario_close_after_chan },
 	{ "sleepers", scenario_sleepers },
 	{ "sleep_overflow", scenario_sleep_overflow },
 	{ "main_sleeps", scenario_main_sleeps },
@@ -913,6 +934,7 @@ static Suite *time_suite(void)
 	tcase_add_test(tc, timers_fire_after_grow);
 	tcase_add_test(tc, timers_fire_while_maxprocs_flips);
 	tcase_add_test(tc, ticker_survives_shrink);
+	tcase_add_test(tc, close_of_timer_channel_is_fatal);
 	tcase_add_test(tc, no_timers_left);
 	/* Last: a failed check longjmps on main's stack, and under ASan that
 	 * leaves stale stack poisoning after goroutine switches (the runtime
