@@ -138,7 +138,8 @@ GOSHIM_API int go_chan_tryrecv(go_chan *c, void *elem);
 /* close(ch): receivers drain the buffer and then get false; blocked
  * senders die ("panic: send on closed channel"). Closing a closed channel
  * ("panic: close of closed channel") or NULL ("panic: close of nil
- * channel") is fatal. */
+ * channel") is fatal, and so is closing a go_after or ticker channel,
+ * which Go makes receive-only ("panic: close of a timer channel ..."). */
 GOSHIM_API void go_chan_close(go_chan *c);
 
 /* len(ch) and cap(ch); 0 for NULL. */
