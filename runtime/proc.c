@@ -63,6 +63,19 @@ struct m *allm;
 bool runtime_inited;
 uint8_t goshim_have_fsgsbase;
 __thread struct g *goshim_g __attribute__((tls_model("initial-exec")));
+#ifdef GOSHIM_TSAN
+__attribute__((no_sanitize("thread"), noinline)) struct g *getg(void)
+{
+	struct g *gp;
+	__asm__ volatile("" ::: "memory");
+	gp = *(struct g *volatile *)&goshim_g;
+	return gp;
+}
+__attribute__((no_sanitize("thread"), noinline)) void setg(struct g *gp)
+{
+	*(struct g *volatile *)&goshim_g = gp;
+}
+#endif
 
 static _Atomic bool sysmon_started;
 static _Atomic bool mainStarted;
@@ -1600,6 +1613,16 @@ static void entersyscall_gcwait(struct p *pp)
 	unlock(&sched.lock);
 }
 
+static void entersyscall_sysmon(void)
+{
+	lock(&sched.lock);
+	if (atomic_load(&sched.sysmonwait)) {
+		atomic_store(&sched.sysmonwait, 0);
+		notewakeup(&sched.sysmonnote);
+	}
+	unlock(&sched.lock);
+}
+
 /* The goroutine leaves the runtime for foreign code (or a syscall): its P
  * may be retaken while it is away. */
 static inline void reentersyscall(bool foreign)
@@ -1614,6 +1637,10 @@ static inline void reentersyscall(bool foreign)
 	mp->p = NULL;
 	atomic_store_explicit(&pp->inforeign, foreign, memory_order_relaxed);
 	atomic_store_explicit(&pp->status, _Psyscall, memory_order_release);
+	/* sysmon sleeps while every P is idle; a P in _Psyscall needs it
+	 * awake to be retaken (proc.go: entersyscall_sysmon). */
+	if (unlikely(atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed)))
+		entersyscall_sysmon();
 	if (unlikely(atomic_load(&sched.gcwaiting)))
 		entersyscall_gcwait(pp);
 }
@@ -1783,16 +1810,21 @@ static void stopTheWorld(void)
 			}
 			/* Ps that went to _Psyscall since */
 			lock(&sched.lock);
+			bool wakeup_coming = sched.stopwait == 0; /* a stopper got there */
+			bool we_finished = false;
 			for (int32_t i = 0; i < atomic_load(&gomaxprocs); i++) {
 				struct p *p2 = allp[i];
 				uint32_t exp = _Psyscall;
-				if (atomic_compare_exchange_strong(&p2->status, &exp, _Pgcstop))
-					sched.stopwait--;
+				if (atomic_compare_exchange_strong(&p2->status, &exp, _Pgcstop) &&
+				    --sched.stopwait == 0)
+					we_finished = true;
 			}
-			bool done = sched.stopwait == 0;
 			unlock(&sched.lock);
-			if (done) {
-				/* a stopper may still notewakeup: wait for it */
+			if (we_finished)
+				break; /* the last stop was ours: nobody will wake us */
+			if (wakeup_coming) {
+				/* the stopper that brought stopwait to 0 wakes the
+				 * note (or has): wait for it */
 				notesleep(&sched.stopnote);
 				noteclear(&sched.stopnote);
 				break;

@@ -293,6 +293,15 @@ extern bool runtime_inited;
  * holds it; it is read with a fresh thread-pointer access each time, never
  * from an address cached across a switch. */
 extern __thread struct g *goshim_g __attribute__((tls_model("initial-exec")));
+#ifdef GOSHIM_TSAN
+/* Out of line and not instrumented (proc.c): each thread's slot is only
+ * ever touched by code running on that thread, but ThreadSanitizer charges
+ * the accesses to the goroutine fibers, which move between threads and are
+ * destroyed and re-created with each goroutine life; it then reports a
+ * fiber that has finished against the slot's next writer. */
+struct g *getg(void);
+void setg(struct g *gp);
+#else
 static inline __attribute__((always_inline)) struct g *getg(void)
 {
 	struct g *gp;
@@ -301,6 +310,7 @@ static inline __attribute__((always_inline)) struct g *getg(void)
 	return gp;
 }
 static inline void setg(struct g *gp) { *(struct g *volatile *)&goshim_g = gp; }
+#endif
 
 /* ---- proc.c ----------------------------------------------------------- */
 
