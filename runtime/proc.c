@@ -714,10 +714,28 @@ top:;
 		bool ran;
 		checkTimers(pp, 0, &pollUntil, &ran);
 	}
+	/* sysmon saw no scheduling on this P for 10 ms (goroutines handing
+	 * the P to each other through runnext inherit the time slice and
+	 * never advance schedtick): Go would preempt the running goroutine
+	 * to the global queue. Here the slice ends at this scheduling point:
+	 * the global queue goes first and nothing inherits the slice. */
+	if (unlikely(atomic_load_explicit(&pp->preempt, memory_order_relaxed))) {
+		atomic_store_explicit(&pp->preempt, false, memory_order_relaxed);
+		atomic_store_explicit(&pp->schedtick, pp->schedtick + 1, memory_order_relaxed);
+		if (sched.runq.n > 0) {
+			lock(&sched.lock);
+			gp = globrunqget(pp, 1);
+			unlock(&sched.lock);
+		}
+		if (!gp) {
+			gp = runqget(pp, &inheritTime);
+			inheritTime = false;
+		}
+	}
 	/* Check the global runnable queue once in a while to ensure fairness;
 	 * otherwise two goroutines can occupy the local runqueue by constantly
 	 * respawning each other. */
-	if (pp->schedtick % 61 == 0 && sched.runq.n > 0) {
+	if (!gp && pp->schedtick % 61 == 0 && sched.runq.n > 0) {
 		lock(&sched.lock);
 		gp = globrunqget(pp, 1);
 		unlock(&sched.lock);

@@ -224,6 +224,7 @@ struct p {
 	_Atomic uint64_t nrun;        /* goroutines this P has run (tests, schedtrace) */
 	_Atomic uint32_t retaken;     /* times sysmon took this P from its M */
 	_Atomic bool inforeign;       /* _Psyscall means foreign code, not a syscall */
+	_Atomic bool preempt;         /* sysmon: the time slice is over (Go's preemptone) */
 	struct sudog *sudogcache[128];
 	int32_t nsudogcache;
 	struct timers *timers;        /* time.c: this P's timer heap */

@@ -45,8 +45,11 @@ static uint32_t retake(int64_t now)
 				pp->sysmontick.schedtick = st;
 				pp->sysmontick.schedwhen = now;
 			} else if (pp->sysmontick.schedwhen + forcePreemptNS <= now) {
-				/* In case of syscall, preemptone() doesn't work,
-				 * because there is no M wired to P. */
+				/* preemptone: the next scheduling point on pp
+				 * ends the slice (schedule). In case of syscall,
+				 * that doesn't work, because there is no M wired
+				 * to P. */
+				atomic_store_explicit(&pp->preempt, true, memory_order_relaxed);
 				sysretake = true;
 			}
 		}
