@@ -26,10 +26,14 @@
 static void corostart(void *arg)
 {
 	struct coro *c = arg;
-	getg()->corog = c;
+	/* The goroutine may run on another thread after f: keep its g
+	 * rather than read the thread's slot through an address the
+	 * compiler computed before the call. */
+	struct g *gp = getg();
+	gp->corog = c;
 	c->f(c, c->arg);
 	runtime_enter();
-	getg()->corog = NULL;
+	gp->corog = NULL;
 	/* coroexit */
 	coroswitch_mcall(c, true);
 	throw("coroexit returned");

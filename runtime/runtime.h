@@ -302,6 +302,28 @@ extern __thread struct g *goshim_g __attribute__((tls_model("initial-exec")));
  * fiber that has finished against the slot's next writer. */
 struct g *getg(void);
 void setg(struct g *gp);
+#elif defined(__aarch64__)
+/* The compiler may compute &goshim_g (mrs tpidr_el0 + offset) once per
+ * function and reuse it after a call during which the goroutine moved to
+ * another thread: read the thread pointer afresh each time. The offset
+ * from the thread pointer is the same on every thread (initial-exec). */
+static inline __attribute__((always_inline)) struct g **goshim_g_slot(void)
+{
+	uintptr_t tp, off;
+	__asm__ volatile("mrs %0, tpidr_el0\n\t"
+	                 "adrp %1, :gottprel:goshim_g\n\t"
+	                 "ldr %1, [%1, #:gottprel_lo12:goshim_g]"
+	                 : "=r"(tp), "=r"(off) :: "memory");
+	return (struct g **)(tp + off);
+}
+static inline __attribute__((always_inline)) struct g *getg(void)
+{
+	return *(struct g *volatile *)goshim_g_slot();
+}
+static inline __attribute__((always_inline)) void setg(struct g *gp)
+{
+	*(struct g *volatile *)goshim_g_slot() = gp;
+}
 #else
 static inline __attribute__((always_inline)) struct g *getg(void)
 {
