@@ -35,6 +35,7 @@ size_t env_stacksize = STACK_DEFAULT;
 int64_t debug_schedtrace_ms;            /* 0: no SCHED lines */
 bool debug_scheddetail;
 bool debug_asyncpreempt;                /* off: foreign code is never signalled */
+bool debug_exitstats;                   /* print the interposition count at exit */
 bool debug_interpose = true;            /* blocking libc calls go through the runtime */
 
 /* Parses s[0..n) as a decimal number without sign; false if it is not one
@@ -126,6 +127,8 @@ static void parse_debug_item(const char *item, size_t len)
 		ok = v && parse_flag(v, vlen, &debug_scheddetail);
 	} else if (KEY("asyncpreempt")) {
 		ok = v && parse_flag(v, vlen, &debug_asyncpreempt);
+	} else if (KEY("exitstats")) {
+		ok = v && parse_flag(v, vlen, &debug_exitstats);
 	} else if (KEY("interpose")) {
 		ok = v && parse_flag(v, vlen, &debug_interpose);
 	} else {

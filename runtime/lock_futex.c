@@ -21,17 +21,6 @@
 enum { mutex_unlocked = 0, mutex_locked = 1, mutex_sleeping = 2 };
 enum { active_spin = 4, active_spin_cnt = 30, passive_spin = 1 };
 
-static inline void procyield(int n)
-{
-	while (n-- > 0) {
-#if defined(__x86_64__)
-		__asm__ volatile("pause" ::: "memory");
-#else
-		__asm__ volatile("yield" ::: "memory");
-#endif
-	}
-}
-
 /* os_linux.go: futexsleep. Sleeps while *addr == val, at most ns (< 0:
  * forever). Spurious wake-ups are allowed; callers re-check. */
 int futexsleep(_Atomic uint32_t *addr, uint32_t val, int64_t ns)

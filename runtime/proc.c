@@ -390,25 +390,10 @@ static void goentry(void *arg)
 	goexit1();
 }
 
-/* proc.go: newproc1. The caller holds a P (runtime_enter). parked (Go
- * 1.23's newproc1 parked argument, for coroutines): the new goroutine is
- * left _Gwaiting with waitReasonCoroutine instead of being queued. */
-static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, bool parked, int *err)
+/* newproc1's bookkeeping for a goroutine about to start fn(arg). */
+static void newg_init(struct p *pp, struct g *curg, struct g *newg, void (*fn)(void *), void *arg,
+                      uintptr_t callerpc)
 {
-	struct g *curg = getg();
-	struct p *pp = curg->m->p;
-	struct g *newg = gfget(pp);
-	if (!newg) {
-		newg = malg();
-		if (!newg) {
-			*err = ENOMEM;
-			return NULL;
-		}
-		casgstatus(newg, _Gidle, _Gdead);
-		allgadd(newg);
-	}
-	goshim_gostart_frame(&newg->sched, newg->stack.hi, goentry, newg);
-	newg->sched.tls = 0; /* go() goroutines run on their M's TLS */
 	newg->startfn = fn;
 	newg->startarg = arg;
 	newg->parentgoid = curg->goid;
@@ -431,6 +416,28 @@ static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, boo
 	}
 	newg->goid = (int64_t)pp->goidcache++;
 	atomic_store_explicit(&pp->ngdelta, pp->ngdelta + 1, memory_order_relaxed);
+}
+
+/* proc.go: newproc1. The caller holds a P (runtime_enter). parked (Go
+ * 1.23's newproc1 parked argument, for coroutines): the new goroutine is
+ * left _Gwaiting with waitReasonCoroutine instead of being queued. */
+static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, bool parked, int *err)
+{
+	struct g *curg = getg();
+	struct p *pp = curg->m->p;
+	struct g *newg = gfget(pp);
+	if (!newg) {
+		newg = malg();
+		if (!newg) {
+			*err = ENOMEM;
+			return NULL;
+		}
+		casgstatus(newg, _Gidle, _Gdead);
+		allgadd(newg);
+	}
+	goshim_gostart_frame(&newg->sched, newg->stack.hi, goentry, newg);
+	newg->sched.tls = 0; /* go() goroutines run on their M's TLS */
+	newg_init(pp, curg, newg, fn, arg, callerpc);
 	*err = 0;
 	if (parked) {
 		newg->waitreason = waitReasonCoroutine;
@@ -453,6 +460,27 @@ struct g *newproc(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
 struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err)
 {
 	return newproc1(fn, arg, callerpc, true, err);
+}
+
+/* A goroutine standing in for a pthread (runtime/thread.c): gp, its stack
+ * and its identity (tls, 0 for none) are the thread record's. gp is new
+ * (_Gidle) or dead. */
+void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack_top,
+                    uintptr_t tls, uintptr_t callerpc)
+{
+	struct g *curg = getg();
+	struct p *pp = curg->m->p;
+	if (readgstatus(gp) == _Gidle) {
+		casgstatus(gp, _Gidle, _Gdead);
+		allgadd(gp);
+	}
+	goshim_gostart_frame(&gp->sched, stack_top, goentry, gp);
+	gp->sched.tls = tls;
+	newg_init(pp, curg, gp, fn, arg, callerpc);
+	casgstatus(gp, _Gdead, _Grunnable);
+	runqput(pp, gp, true);
+	if (atomic_load(&mainStarted))
+		wakep();
 }
 
 /* dropg: the M and its current goroutine part ways. */
@@ -485,6 +513,14 @@ static void goexit0(struct g *gp)
 	gp->waitreason = waitReasonZero;
 	gp->param = NULL;
 	gp->exiting = false;
+	if (gp->thread) {
+		/* A pthread-goroutine: its G and stack belong to its thread
+		 * record, which outlives it until joined or detached. */
+		thread_gone(gp);
+		if (locked && mp->ownthread)
+			mexit(mp);
+		schedule();
+	}
 	if (gp->adopted) {
 		/* An adopted thread's goroutine (main, say) called go_exit: its
 		 * stack is the thread's own and nothing runs on it again; the

@@ -43,6 +43,18 @@
 typedef struct { _Atomic uint32_t key; } mutex_t;   /* Go's runtime.mutex */
 typedef struct { _Atomic uint32_t key; } note_t;    /* Go's runtime.note */
 
+/* Go's procyield: n rounds of the CPU's spin-wait hint. */
+static inline void procyield(int n)
+{
+	while (n-- > 0) {
+#if defined(__x86_64__)
+		__asm__ volatile("pause" ::: "memory");
+#else
+		__asm__ volatile("yield" ::: "memory");
+#endif
+	}
+}
+
 void lock(mutex_t *l);
 void unlock(mutex_t *l);
 void noteclear(note_t *n);
@@ -88,6 +100,8 @@ enum waitreason {
 	waitReasonSyncWaitGroupWait,
 	waitReasonForever, /* tests: parks with nobody to wake it */
 	waitReasonLockedThread,
+	waitReasonThreadJoin,
+	waitReasonSyncRWMutexLock,
 	waitReasonCount
 };
 extern const char *const waitReasonStrings[waitReasonCount];
@@ -140,6 +154,7 @@ struct sudog {
 	struct sudog *waitlink;  /* g.waiting list or semaRoot */
 	struct sudog *waittail;  /* semaRoot */
 	struct hchan *c;         /* channel */
+	struct parkq *parkq;     /* the park queue it is on (parkq.c) */
 };
 
 struct g {
@@ -169,6 +184,11 @@ struct g {
 	struct coro *coroarg;    /* argument during coroutine transfers */
 	bool coroexit;           /* exit after coroutine transfer */
 	struct coro *corog;      /* the coro this goroutine runs (corostart) */
+	_Atomic uint32_t parkstate; /* parkq.c: PARK_* */
+	int64_t parkdeadline;    /* parkq.c: nanotime deadline, 0 for none */
+	struct timer *parktimer; /* parkq.c: the deadline's timer, made on first use */
+	struct gthread *thread;  /* thread.c: the pthread this goroutine is, if any */
+	int user_errno;          /* interpose/: the caller's errno, kept across the runtime */
 	/* sanitizer fiber state */
 	void *asan_fake_stack;
 	void *tsan_fiber;
@@ -501,6 +521,46 @@ extern int32_t env_gomaxprocs;
 extern size_t env_stacksize;
 extern bool debug_asyncpreempt;
 extern bool debug_interpose;
+extern bool debug_exitstats;
+
+/* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a
+ * mutex_t the caller holds. */
+struct parkq { struct sudog *head, *tail; };
+enum { PARK_IDLE, PARK_WAITING, PARK_WOKEN, PARK_TIMEDOUT };
+bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
+                enum waitreason reason, uintptr_t *val);
+bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
+                     enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg);
+struct g *parkq_wake(struct parkq *q, uintptr_t val);
+
+/* tls.c: a glibc thread identity (static TLS + struct pthread) per
+ * pthread-goroutine. */
+struct tls_stackinfo {
+	uintptr_t stackblock;
+	size_t stackblock_size;
+	size_t guardsize;
+	bool user_stack;
+};
+extern bool tls_enabled;
+bool tls_init(void);
+size_t tls_reserve(void);
+uintptr_t tls_build(uintptr_t hi, uintptr_t *lo, struct g *gp, const struct tls_stackinfo *si);
+bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stackinfo *si);
+void tls_free(uintptr_t tp);
+int tls_tid(uintptr_t tp);
+int tls_self_tid(void);
+void *tls_thread_record(uintptr_t tp, void *marker);
+void tls_set_record(uintptr_t tp, void *marker, void *rec);
+void tls_start(void);
+void tls_exit(void);
+void *tls_cleanup_jmp_buf_slot(void);
+void tls_wrap_setxid(void);
+
+/* proc.c: starts gp (new or dead) as a pthread-goroutine. */
+void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack_top,
+                    uintptr_t tls, uintptr_t callerpc);
+/* thread.c: on g0, after gp (a pthread-goroutine) exited. */
+void thread_gone(struct g *gp);
 
 /* real.c: libc functions the runtime may call, resolved past any
  * interposition. */

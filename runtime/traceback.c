@@ -67,6 +67,8 @@ const char *const waitReasonStrings[waitReasonCount] = {
 	[waitReasonSyncWaitGroupWait] = "sync.WaitGroup.Wait",
 	[waitReasonForever] = "forever",
 	[waitReasonLockedThread] = "locked thread",
+	[waitReasonThreadJoin] = "pthread join",
+	[waitReasonSyncRWMutexLock] = "sync.RWMutex.Lock",
 };
 
 void (*fatal_handler)(const char *msg);

@@ -1,0 +1,383 @@
+/*
+ * pthread-goroutines: the thread record behind each interposed
+ * pthread_create (interpose/thread.c is the POSIX face).
+ *
+ * A thread is a unit of memory laid out as NPTL lays out a thread's stack:
+ *
+ *   base [guard][stack ......... ][struct gthread][static TLS + TCB] hi
+ *
+ * The goroutine runs on the stack with the identity (runtime/tls.c)
+ * installed. The record owns a G for good: the G, the stack and the
+ * identity live and die together.
+ *
+ * Invariants:
+ *  - gthread.state only gains bits (atomic fetch_or): EXITED when the
+ *    start routine has finished and the result is stored (under
+ *    gthread.lock, joiners woken), GONE when the goroutine no longer runs
+ *    on the unit (set on g0 by thread_gone), DETACHED or JOINED when
+ *    nobody will read the result. The unit is released by whoever adds the
+ *    second of {GONE, DETACHED|JOINED}: exactly one party sees the other
+ *    bit already set.
+ *  - A released unit of the default size keeps its identity and goes to
+ *    the unit pool; the next pthread_create recycles it (tls_recycle).
+ *    Other units are unmapped; their G goes to the spare list.
+ *  - live_threads counts records from create to exit (pthread_exit from
+ *    main waits for it to reach zero).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "runtime/thread.h"
+
+#define GTHREAD_MAGIC 0x676f7468726561ULL /* "gothrea" */
+#define UNIT_POOL_MAX 4096
+#define MINIMAL_REST_STACK 2048 /* nptl: stack a thread must have beyond its TLS */
+
+static mutex_t unitlock;          /* guards the pool and the spare Gs */
+static struct gthread *unit_pool; /* released default-size units */
+static int unit_pool_n;
+static struct g *spare_g;         /* Gs of units that were unmapped */
+static size_t default_size;       /* default pthread stack size */
+
+static mutex_t livelock;
+static int64_t live_threads;
+static struct parkq live_waiters; /* pthread_exit from main */
+
+void (*thread_robust_exit)(struct gthread *);
+
+/* The marker in a TCB's start_routine field that says "one of ours". */
+static void thread_marker(void) {}
+
+void thread_init(void)
+{
+	pthread_attr_t a;
+	size_t sz = 0;
+	if (pthread_getattr_default_np(&a) == 0) {
+		pthread_attr_getstacksize(&a, &sz);
+		pthread_attr_destroy(&a);
+	}
+	if (sz < 64 * 1024)
+		sz = 8u << 20;
+	long pg = sysconf(_SC_PAGESIZE);
+	default_size = (sz + (size_t)pg - 1) & ~((size_t)pg - 1);
+}
+
+size_t thread_default_stacksize(void)
+{
+	return default_size;
+}
+
+struct gthread *thread_of(pthread_t t)
+{
+	if (!tls_enabled || !t)
+		return NULL;
+	struct gthread *th = tls_thread_record((uintptr_t)t, (void *)thread_marker);
+	if (!th || th->magic != GTHREAD_MAGIC || th->tp != (uintptr_t)t)
+		return NULL;
+	return th;
+}
+
+struct gthread *thread_self(void)
+{
+	struct g *gp = getg();
+	return gp ? gp->thread : NULL;
+}
+
+static struct g *spare_g_get(void)
+{
+	lock(&unitlock);
+	struct g *gp = spare_g;
+	if (gp)
+		spare_g = gp->schedlink;
+	unlock(&unitlock);
+	if (!gp)
+		gp = calloc(1, sizeof *gp);
+	return gp;
+}
+
+/* Places the record and the identity below hi. */
+static struct gthread *unit_build(uintptr_t hi, struct g *gp, const struct tls_stackinfo *si)
+{
+	uintptr_t lo;
+	uintptr_t tp = tls_build(hi, &lo, gp, si);
+	if (!tp)
+		return NULL;
+	struct gthread *th = (struct gthread *)((lo - sizeof(struct gthread)) & ~(uintptr_t)63);
+	memset(th, 0, sizeof *th);
+	th->tp = tp;
+	th->hi = hi;
+	return th;
+}
+
+static struct gthread *pool_get(void)
+{
+	lock(&unitlock);
+	struct gthread *th = unit_pool;
+	if (th) {
+		unit_pool = th->next;
+		unit_pool_n--;
+	}
+	unlock(&unitlock);
+	return th;
+}
+
+/* Frees a unit's memory; its G becomes a spare. */
+static void unit_destroy(struct gthread *th)
+{
+	struct g *gp = th->g;
+	struct stack mem = th->mem;
+	bool user = th->si.user_stack;
+	tls_free(th->tp);
+	th->magic = 0;
+	if (!user)
+		stackfree(&mem);
+	memset(&gp->stack, 0, sizeof gp->stack);
+	lock(&unitlock);
+	gp->schedlink = spare_g;
+	spare_g = gp;
+	unlock(&unitlock);
+}
+
+static void unit_release(struct gthread *th)
+{
+	if (th->si.user_stack || th->mem.size == 0 || th->stacksize != default_size) {
+		unit_destroy(th);
+		return;
+	}
+	/* Deep pages go back before the unit waits in the pool. */
+	struct g *gp = th->g;
+	uintptr_t keep = th->hi - 64 * 1024;
+	if (gp->stack.touched_lo < keep && keep > th->mem.lo)
+		madvise((void *)th->mem.lo, keep - th->mem.lo, MADV_DONTNEED);
+	lock(&unitlock);
+	if (unit_pool_n < UNIT_POOL_MAX) {
+		th->next = unit_pool;
+		unit_pool = th;
+		unit_pool_n++;
+		th = NULL;
+	}
+	unlock(&unitlock);
+	if (th)
+		unit_destroy(th);
+}
+
+/* Runs on the new goroutine, with its identity installed. */
+static void thread_main(void *arg)
+{
+	struct gthread *th = arg;
+	tls_start();
+	__pthread_unwind_buf_t ub;
+	/* nptl start_thread: pthread_exit and cancellation unwind to here. */
+	if (!__sigsetjmp_cancel(ub.__cancel_jmp_buf, 0)) {
+		memset(ub.__pad, 0, sizeof ub.__pad);
+		*(void **)tls_cleanup_jmp_buf_slot() = &ub;
+		th->result = th->start(th->arg);
+	} else if (!th->exit_called) {
+		/* Unwound by glibc's cancellation (pthread_testcancel and the
+		 * other cancellation points act on the identity's state). */
+		th->result = PTHREAD_CANCELED;
+	}
+	tls_exit();
+	if (th->robust)
+		thread_robust_exit(th);
+	runtime_enter();
+	lock(&th->lock);
+	atomic_fetch_or(&th->state, THREAD_EXITED);
+	struct g *joiner = parkq_wake(&th->joinq, 0);
+	unlock(&th->lock);
+	if (joiner)
+		goready(joiner);
+	lock(&livelock);
+	struct g *w = NULL;
+	if (--live_threads == 0)
+		w = parkq_wake(&live_waiters, 0);
+	unlock(&livelock);
+	while (w) {
+		goready(w);
+		lock(&livelock);
+		w = parkq_wake(&live_waiters, 0);
+		unlock(&livelock);
+	}
+	runtime_leave();
+}
+
+void thread_gone(struct g *gp)
+{
+	struct gthread *th = gp->thread;
+	uint32_t old = atomic_fetch_or(&th->state, THREAD_GONE);
+	if (old & (THREAD_DETACHED | THREAD_JOINED))
+		unit_release(th);
+}
+
+int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg,
+                  pthread_t *out, uintptr_t pc)
+{
+	struct tls_stackinfo si = {0};
+	struct gthread *th = NULL;
+	struct g *gp = NULL;
+	struct stack mem = {0};
+	size_t size = a->stacksize ? a->stacksize : default_size;
+	if (a->stackaddr) {
+		/* A user stack is used as given: the identity goes at its top,
+		 * as NPTL puts it. */
+		uintptr_t hi = (uintptr_t)a->stackaddr + a->stacksize;
+		if (a->stacksize < tls_reserve() + sizeof(struct gthread) + MINIMAL_REST_STACK)
+			return EINVAL;
+		si.stackblock = (uintptr_t)a->stackaddr;
+		si.stackblock_size = a->stacksize;
+		si.user_stack = true;
+		memset((void *)(hi - tls_reserve() - sizeof(struct gthread) - 64), 0,
+		       tls_reserve() + sizeof(struct gthread) + 64);
+		if (!(gp = spare_g_get()))
+			return EAGAIN;
+		if (!(th = unit_build(hi, gp, &si)))
+			goto nomem;
+	} else {
+		si.guardsize = a->guardsize;
+		if (size == default_size && (th = pool_get()) != NULL) {
+			gp = th->g;
+			si.stackblock = th->mem.base;
+			si.stackblock_size = th->mem.size;
+			if (!tls_recycle(th->hi, th->tp, gp, &si)) {
+				th->tp = 0;
+				stackfree(&th->mem);
+				th = NULL;
+				goto nomem;
+			}
+			mem = th->mem;
+			uintptr_t tp = th->tp, hi = th->hi;
+			memset(th, 0, sizeof *th);
+			th->tp = tp;
+			th->hi = hi;
+		} else {
+			if (size < tls_reserve() + sizeof(struct gthread) + MINIMAL_REST_STACK)
+				size = tls_reserve() + sizeof(struct gthread) + MINIMAL_REST_STACK;
+			/* NPTL adds the guard to the size asked for. */
+			if (!stackalloc(&mem, size + STACK_GUARD))
+				return EAGAIN;
+			si.stackblock = mem.base;
+			si.stackblock_size = mem.size;
+			if (!(gp = spare_g_get()))
+				goto nomem;
+			if (!(th = unit_build(mem.hi, gp, &si)))
+				goto nomem;
+		}
+		th->mem = mem;
+	}
+	th->magic = GTHREAD_MAGIC;
+	th->g = gp;
+	th->si = si;
+	th->stacksize = size;
+	th->start = start;
+	th->arg = arg;
+	if (a->detached)
+		atomic_store(&th->state, THREAD_DETACHED);
+	tls_set_record(th->tp, (void *)thread_marker, th);
+	gp->thread = th;
+	gp->stack.lo = si.user_stack ? si.stackblock + 4096 : mem.lo;
+	gp->stack.hi = (uintptr_t)th & ~(uintptr_t)15;
+	gp->stack.base = si.user_stack ? 0 : mem.base;
+	gp->stack.size = 0;
+	gp->stack.touched_lo = gp->stack.hi;
+	lock(&livelock);
+	live_threads++;
+	unlock(&livelock);
+	*out = (pthread_t)th->tp;
+	newproc_thread(gp, thread_main, th, gp->stack.hi, th->tp, pc);
+	return 0;
+nomem:
+	if (mem.size)
+		stackfree(&mem);
+	if (gp) {
+		lock(&unitlock);
+		gp->schedlink = spare_g;
+		spare_g = gp;
+		unlock(&unitlock);
+	}
+	return EAGAIN;
+}
+
+/* Waits until th has exited or the deadline (nanotime, 0 for none)
+ * passes: 0, ETIMEDOUT, EBUSY (try, not exited), EINVAL or EDEADLK. The
+ * caller holds a P. */
+int thread_join(struct gthread *th, int64_t deadline, bool try, void **ret)
+{
+	struct gthread *self = thread_self();
+	if (th == self)
+		return EDEADLK;
+	lock(&th->lock);
+	uint32_t st = atomic_load(&th->state);
+	if (st & (THREAD_DETACHED | THREAD_JOINED) || th->joining) {
+		unlock(&th->lock);
+		return EINVAL;
+	}
+	if (!(st & THREAD_EXITED)) {
+		if (try) {
+			unlock(&th->lock);
+			return EBUSY;
+		}
+		if (self && th->joining_target == self) {
+			unlock(&th->lock);
+			return EDEADLK;
+		}
+		th->joining = true;
+		if (self)
+			self->joining_target = th;
+		bool woken = parkq_wait(&th->joinq, &th->lock, deadline, false, waitReasonThreadJoin, NULL);
+		if (self)
+			self->joining_target = NULL;
+		lock(&th->lock);
+		th->joining = false;
+		if (!woken && !(atomic_load(&th->state) & THREAD_EXITED)) {
+			unlock(&th->lock);
+			return ETIMEDOUT;
+		}
+	}
+	unlock(&th->lock);
+	if (ret)
+		*ret = th->result;
+	uint32_t old = atomic_fetch_or(&th->state, THREAD_JOINED);
+	if (old & THREAD_GONE)
+		unit_release(th);
+	return 0;
+}
+
+int thread_detach(struct gthread *th)
+{
+	lock(&th->lock);
+	uint32_t st = atomic_load(&th->state);
+	if (st & (THREAD_DETACHED | THREAD_JOINED)) {
+		unlock(&th->lock);
+		return EINVAL;
+	}
+	if (th->joining) {
+		/* glibc: detaching a thread someone joins leaves the join alone. */
+		unlock(&th->lock);
+		return 0;
+	}
+	uint32_t old = atomic_fetch_or(&th->state, THREAD_DETACHED);
+	unlock(&th->lock);
+	if (old & THREAD_GONE)
+		unit_release(th);
+	return 0;
+}
+
+/* pthread_exit from main: NPTL lets the process run until the last thread
+ * exits, then exits with status 0. */
+__attribute__((noreturn)) void thread_wait_all_then_exit(void)
+{
+	lock(&livelock);
+	while (live_threads > 0) {
+		parkq_wait(&live_waiters, &livelock, 0, false, waitReasonThreadJoin, NULL);
+		lock(&livelock);
+	}
+	unlock(&livelock);
+	runtime_leave();
+	exit(0);
+}

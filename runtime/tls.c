@@ -1,0 +1,445 @@
+/*
+ * Thread identity for pthread-goroutines (design: "Thread identity"; facts
+ * in ../shared/notes/thread-identity-spike.md).
+ *
+ * glibc finds "the current thread" through the thread pointer (FS base on
+ * x86-64, TPIDR_EL0 on aarch64): errno, __thread variables, pthread_self,
+ * keys, cancellation state, malloc's tcache, stdio lock owners. A goroutine
+ * that stands in for a pthread therefore gets a complete identity of its
+ * own -- a static TLS block and a struct pthread (the TCB) -- built at the
+ * top of its stack exactly where NPTL's allocate_stack puts them, and the
+ * context switch installs its thread pointer (gobuf.tls).
+ *
+ * struct pthread is private to glibc. Its layout is checked at start-up
+ * against the descriptors glibc exports for debuggers (_thread_db_*) and
+ * against the running thread; any difference disables interposition with
+ * one warning (the program then runs on plain pthreads).
+ *
+ * Invariants:
+ *  - The TCB is built by the creator, on its own identity, and only the
+ *    fields NPTL's allocate_stack and start_thread set are filled in; the
+ *    rest is zero, as in a fresh NPTL thread.
+ *  - Code that runs on the identity (tls_start, tls_exit) runs on the
+ *    goroutine itself, whose thread pointer is the identity's.
+ *  - A recycled identity keeps libc's own TLS block (malloc's tcache and
+ *    arena, which glibc only releases through a private exit path) and
+ *    gets everything else afresh; errno and the ctype tables are reset at
+ *    start.
+ *  - The runtime's own TLS slot (goshim_g) in each identity is preset to
+ *    the goroutine, so getg() is right whichever identity is installed.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <gnu/libc-version.h>
+#include <link.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/single_threaded.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+/* struct pthread offsets for glibc 2.36 (verified in tls_init). On aarch64
+ * the 512-byte x86-64 TCB header (tcbhead_t with its SSE save area) is a
+ * 192-byte padding union, so every offset after it is 512 lower. */
+#if defined(__x86_64__)
+#define PD_DELTA 0
+#define PTHREAD_SIZE 2368
+#else
+#define PD_DELTA 512
+#define PTHREAD_SIZE 1856
+#endif
+#define OFF_LIST (704 - PD_DELTA)
+#define OFF_TID (720 - PD_DELTA)
+#define OFF_ROBUST_PREV (728 - PD_DELTA)
+#define OFF_ROBUST_HEAD (736 - PD_DELTA)
+#define OFF_CLEANUP_JMP_BUF (768 - PD_DELTA)
+#define OFF_CANCELHANDLING (776 - PD_DELTA)
+#define OFF_SPECIFIC_1STBLOCK (784 - PD_DELTA)
+#define OFF_SPECIFIC (1296 - PD_DELTA)
+#define OFF_SPECIFIC_USED (1552 - PD_DELTA)
+#define OFF_USER_STACK (1554 - PD_DELTA)
+#define OFF_SCHEDPOLICY (1588 - PD_DELTA)
+#define OFF_START_ROUTINE (1592 - PD_DELTA)
+#define OFF_ARG (1600 - PD_DELTA)
+#define OFF_STACKBLOCK (1680 - PD_DELTA)
+#define OFF_STACKBLOCK_SIZE (1688 - PD_DELTA)
+#define OFF_GUARDSIZE (1696 - PD_DELTA)
+#define OFF_REPORTED_GUARDSIZE (1704 - PD_DELTA)
+#define OFF_RES (1720 - PD_DELTA)
+#define OFF_STRSIGNAL_BUF (2304 - PD_DELTA)
+#define OFF_STRERROR_L_BUF (2312 - PD_DELTA)
+#define OFF_RSEQ (2336 - PD_DELTA)
+#define RSEQ_CPU_ID_REGISTRATION_FAILED (-2)
+
+/* glibc's key table entry (nptl: struct pthread_key_struct) and a thread's
+ * slot (struct pthread_key_data). */
+struct key_struct { uintptr_t seq; void (*destr)(void *); };
+struct key_data { uintptr_t seq; void *data; };
+#define KEYS_MAX 1024
+#define KEY_2NDLEVEL_SIZE 32
+#define KEY_1STLEVEL_SIZE (KEYS_MAX / KEY_2NDLEVEL_SIZE)
+#define DESTRUCTOR_ITERATIONS 4
+
+bool tls_enabled;
+static size_t static_size, static_align;
+static intptr_t goshim_g_off;        /* &goshim_g - thread pointer */
+static intptr_t resp_off;            /* &__resp - thread pointer */
+static intptr_t libc_tls_off;        /* libc's TLS block - thread pointer */
+static size_t libc_tls_size;
+static uintptr_t stack_guard, pointer_guard;
+static uint32_t feature_1;
+static _Atomic int32_t next_tid = 0x20000000;
+
+static void *(*dl_allocate_tls)(void *);
+static void (*dl_deallocate_tls)(void *, bool);
+static void (*dl_get_tls_static_info)(size_t *, size_t *);
+static void (*call_tls_dtors)(void);
+static void (*ctype_init)(void);
+static struct key_struct *pthread_keys;
+
+static inline char *pd_of(uintptr_t tp) { return (char *)tp - (PD_DELTA ? PTHREAD_SIZE : 0); }
+#define PD_FIELD(tp, off, type) (*(type *)(pd_of(tp) + (off)))
+
+static void *private_sym(const char *name)
+{
+	return dlvsym(RTLD_DEFAULT, name, "GLIBC_PRIVATE");
+}
+
+/* One of glibc's debugger descriptors: {bits, count, offset}. */
+static bool db_offset_is(const char *field, uint32_t want)
+{
+	const uint32_t *d = private_sym(field);
+	return d && d[2] == want;
+}
+
+struct libc_tls_search { uintptr_t data; size_t size; };
+
+static int find_libc_tls(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct libc_tls_search *s = arg;
+	const char *slash = strrchr(info->dlpi_name, '/');
+	const char *base = slash ? slash + 1 : info->dlpi_name;
+	if (strcmp(base, "libc.so.6") != 0)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		if (info->dlpi_phdr[i].p_type == PT_TLS) {
+			s->data = (uintptr_t)info->dlpi_tls_data;
+			s->size = info->dlpi_phdr[i].p_memsz;
+		}
+	}
+	return 1;
+}
+
+static bool disable(const char *why)
+{
+	printerr("goshim: pthreads stay OS threads: %s (glibc %s is not the verified 2.36 layout)\n",
+	         why, gnu_get_libc_version());
+	tls_enabled = false;
+	return false;
+}
+
+/* Resolves glibc's private entry points and checks the layout this file
+ * assumes against the running glibc and the running thread. */
+bool tls_init(void)
+{
+#if defined(GOSHIM_ASAN) || defined(GOSHIM_TSAN)
+	/* The sanitizers keep their own per-thread state keyed by the real
+	 * thread; identities they never saw created would confuse them. */
+	return tls_enabled = false;
+#endif
+	if (strcmp(gnu_get_libc_version(), "2.36") != 0)
+		return disable("unknown glibc");
+	dl_allocate_tls = private_sym("_dl_allocate_tls");
+	dl_deallocate_tls = private_sym("_dl_deallocate_tls");
+	dl_get_tls_static_info = private_sym("_dl_get_tls_static_info");
+	call_tls_dtors = private_sym("__call_tls_dtors");
+	ctype_init = private_sym("__ctype_init");
+	pthread_keys = private_sym("__pthread_keys");
+	void **resp = private_sym("__resp");
+	const uint32_t *sizeof_pthread = private_sym("_thread_db_sizeof_pthread");
+	const int *rseq_offset = dlsym(RTLD_DEFAULT, "__rseq_offset");
+	if (!dl_allocate_tls || !dl_deallocate_tls || !dl_get_tls_static_info || !call_tls_dtors ||
+	    !ctype_init || !pthread_keys || !resp || !sizeof_pthread || !rseq_offset)
+		return disable("a private glibc symbol is missing");
+	if (*sizeof_pthread != PTHREAD_SIZE || !db_offset_is("_thread_db_pthread_tid", OFF_TID) ||
+	    !db_offset_is("_thread_db_pthread_list", OFF_LIST) ||
+	    !db_offset_is("_thread_db_pthread_specific", OFF_SPECIFIC) ||
+	    !db_offset_is("_thread_db_pthread_cancelhandling", OFF_CANCELHANDLING) ||
+	    !db_offset_is("_thread_db_pthread_schedpolicy", OFF_SCHEDPOLICY) ||
+	    !db_offset_is("_thread_db_pthread_start_routine", OFF_START_ROUTINE) ||
+	    !db_offset_is("_thread_db_pthread_report_events", 1553 - PD_DELTA))
+		return disable("struct pthread differs");
+
+	uintptr_t tp = goshim_arch_tls_base();
+	char *pd = pd_of(tp);
+	if ((uintptr_t)pd != (uintptr_t)pthread_self() ||
+	    *(int *)(pd + OFF_TID) != (int)syscall(SYS_gettid) ||
+	    *(void **)(pd + OFF_SPECIFIC) != pd + OFF_SPECIFIC_1STBLOCK ||
+	    (char *)tp + *rseq_offset != pd + OFF_RSEQ)
+		return disable("the running thread does not match struct pthread");
+#if defined(__x86_64__)
+	if (*(uintptr_t *)(tp + 0x10) != tp)
+		return disable("tcbhead_t.self differs");
+	stack_guard = *(uintptr_t *)(tp + 0x28);
+	pointer_guard = *(uintptr_t *)(tp + 0x30);
+	feature_1 = *(uint32_t *)(tp + 0x48);
+#endif
+	dl_get_tls_static_info(&static_size, &static_align);
+	if (static_align < 16)
+		static_align = 16;
+	struct libc_tls_search s = {0, 0};
+	dl_iterate_phdr(find_libc_tls, &s);
+	if (!s.data || !s.size)
+		return disable("libc's TLS block not found");
+	libc_tls_off = (intptr_t)(s.data - tp);
+	libc_tls_size = s.size;
+	resp_off = (intptr_t)((uintptr_t)resp - tp);
+	goshim_g_off = (intptr_t)((uintptr_t)&goshim_g - tp);
+	/* Other threads exist from now on, whatever glibc thinks. */
+	__libc_single_threaded = 0;
+	tls_enabled = true;
+	return true;
+}
+
+/* Bytes a stack gives up at its top for an identity. */
+size_t tls_reserve(void)
+{
+	return static_size + PTHREAD_SIZE + 2 * static_align;
+}
+
+/* nptl allocate_stack's placement below hi: returns the thread pointer
+ * and *lo, the lowest byte the identity uses. */
+static uintptr_t place(uintptr_t hi, uintptr_t *lo)
+{
+	uintptr_t mask = ~(uintptr_t)(static_align - 1);
+#if defined(__x86_64__)
+	uintptr_t tp = (hi - PTHREAD_SIZE) & mask;
+	*lo = (tp - static_size) & mask;
+#else
+	uintptr_t tp = (hi - static_size) & mask;
+	*lo = tp - PTHREAD_SIZE;
+#endif
+	return tp;
+}
+
+/* The fields NPTL's allocate_stack and create_thread set. */
+static void fill(uintptr_t tp, struct g *gp, const struct tls_stackinfo *si)
+{
+	char *pd = pd_of(tp);
+#if defined(__x86_64__)
+	*(uintptr_t *)(tp + 0x00) = tp;          /* header.tcb */
+	*(uintptr_t *)(tp + 0x10) = tp;          /* header.self */
+	*(int *)(tp + 0x18) = 1;                 /* header.multiple_threads */
+	*(uintptr_t *)(tp + 0x28) = stack_guard;
+	*(uintptr_t *)(tp + 0x30) = pointer_guard;
+	*(uint32_t *)(tp + 0x48) = feature_1;
+#else
+	*(int *)pd = 1;                          /* header.multiple_threads */
+#endif
+	void **list = (void **)(pd + OFF_LIST);
+	list[0] = list[1] = list;
+	*(int *)(pd + OFF_TID) = atomic_fetch_add(&next_tid, 1);
+	/* An empty robust list: {head = &head, futex_offset, pending = NULL}. */
+	void **robust = (void **)(pd + OFF_ROBUST_HEAD);
+	robust[0] = robust;
+	robust[1] = (void *)(intptr_t)-(intptr_t)offsetof(struct __pthread_mutex_s, __list);
+	robust[2] = NULL;
+	*(void **)(pd + OFF_ROBUST_PREV) = robust;
+	*(void **)(pd + OFF_SPECIFIC) = pd + OFF_SPECIFIC_1STBLOCK;
+	*(bool *)(pd + OFF_USER_STACK) = si->user_stack;
+	*(void **)(pd + OFF_STACKBLOCK) = (void *)si->stackblock;
+	*(size_t *)(pd + OFF_STACKBLOCK_SIZE) = si->stackblock_size;
+	*(size_t *)(pd + OFF_GUARDSIZE) = si->guardsize;
+	*(size_t *)(pd + OFF_REPORTED_GUARDSIZE) = si->guardsize;
+	*(int *)(pd + OFF_RSEQ + 4) = RSEQ_CPU_ID_REGISTRATION_FAILED;
+	*(void **)(tp + resp_off) = pd + OFF_RES;
+	*(struct g **)(tp + goshim_g_off) = gp;
+}
+
+/* Builds an identity in fresh (zeroed) memory below hi. Returns the
+ * thread pointer, or 0 without memory; *lo is the lowest byte it uses. */
+uintptr_t tls_build(uintptr_t hi, uintptr_t *lo, struct g *gp, const struct tls_stackinfo *si)
+{
+	uintptr_t tp = place(hi, lo);
+	if (!dl_allocate_tls((void *)tp))
+		return 0;
+	fill(tp, gp, si);
+	return tp;
+}
+
+/* Gives an identity that ran a thread to the next one (same memory, same
+ * placement): libc's block is kept, everything else starts afresh. Returns
+ * false without memory (the identity is then freed). */
+bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stackinfo *si)
+{
+	uintptr_t lo;
+	if (place(hi, &lo) != tp)
+		throw("tls_recycle: identity moved");
+	char libc_block[libc_tls_size];
+	memcpy(libc_block, (void *)(tp + libc_tls_off), libc_tls_size);
+	char *pd = pd_of(tp);
+	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
+	free(*(void **)(pd + OFF_STRERROR_L_BUF));
+	dl_deallocate_tls((void *)tp, false);
+	memset((void *)lo, 0, hi - lo);
+	if (!dl_allocate_tls((void *)tp))
+		return false;
+	memcpy((void *)(tp + libc_tls_off), libc_block, libc_tls_size);
+	fill(tp, gp, si);
+	return true;
+}
+
+/* Frees an identity's heap parts (the memory itself is the caller's). */
+void tls_free(uintptr_t tp)
+{
+	char *pd = pd_of(tp);
+	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
+	free(*(void **)(pd + OFF_STRERROR_L_BUF));
+	dl_deallocate_tls((void *)tp, false);
+}
+
+int tls_tid(uintptr_t tp)
+{
+	return PD_FIELD(tp, OFF_TID, int);
+}
+
+/* The thread's owner id for the interposed locks: the kernel tid of an
+ * OS thread, the made-up tid of a pthread-goroutine. */
+int tls_self_tid(void)
+{
+	return PD_FIELD(goshim_arch_tls_base(), OFF_TID, int);
+}
+
+/* Our record behind a pthread_t, if it is one of ours (the TCB's
+ * start_routine is the marker, arg the record). */
+void *tls_thread_record(uintptr_t tp, void *marker)
+{
+	if (PD_FIELD(tp, OFF_START_ROUTINE, void *) != marker)
+		return NULL;
+	return PD_FIELD(tp, OFF_ARG, void *);
+}
+
+void tls_set_record(uintptr_t tp, void *marker, void *rec)
+{
+	PD_FIELD(tp, OFF_START_ROUTINE, void *) = marker;
+	PD_FIELD(tp, OFF_ARG, void *) = rec;
+}
+
+/* nptl start_thread's per-thread set-up, on the new identity. */
+void tls_start(void)
+{
+	ctype_init();
+	uselocale(LC_GLOBAL_LOCALE);
+	errno = 0;
+}
+
+void *tls_cleanup_jmp_buf_slot(void)
+{
+	return pd_of(goshim_arch_tls_base()) + OFF_CLEANUP_JMP_BUF;
+}
+
+/* nptl: __nptl_deallocate_tsd. Calls the destructor of every key with a
+ * value, up to PTHREAD_DESTRUCTOR_ITERATIONS rounds. */
+static void deallocate_tsd(char *pd)
+{
+	bool *used = (bool *)(pd + OFF_SPECIFIC_USED);
+	if (!*used)
+		return;
+	struct key_data **specific = (struct key_data **)(pd + OFF_SPECIFIC);
+	for (int round = 0; round < DESTRUCTOR_ITERATIONS && *used; round++) {
+		*used = false;
+		for (size_t i = 0; i < KEY_1STLEVEL_SIZE; i++) {
+			struct key_data *level2 = specific[i];
+			if (!level2)
+				continue;
+			for (size_t j = 0; j < KEY_2NDLEVEL_SIZE; j++) {
+				void *data = level2[j].data;
+				if (!data)
+					continue;
+				level2[j].data = NULL;
+				size_t key = i * KEY_2NDLEVEL_SIZE + j;
+				struct key_struct *k = &pthread_keys[key];
+				if (level2[j].seq == k->seq && k->destr)
+					k->destr(data);
+			}
+		}
+	}
+	/* Free the second-level blocks (the first is inside the TCB). */
+	for (size_t i = 1; i < KEY_1STLEVEL_SIZE; i++) {
+		free(specific[i]);
+		specific[i] = NULL;
+	}
+	*used = false;
+	memset(pd + OFF_SPECIFIC_1STBLOCK, 0, KEY_2NDLEVEL_SIZE * sizeof(struct key_data));
+}
+
+/* nptl start_thread's exit path, on the identity itself: thread_local
+ * destructors, then key destructors. */
+void tls_exit(void)
+{
+	call_tls_dtors();
+	deallocate_tsd(pd_of(goshim_arch_tls_base()));
+}
+
+/* ---- glibc's SIGSETXID handler ---------------------------------------
+ * setuid() and friends in a multi-threaded process signal every thread in
+ * glibc's lists; each handler clears a flag in THREAD_SELF, and the caller
+ * repeats until no flag is left. The signal is aimed at the kernel thread
+ * (an M), but the handler may run while a pthread-goroutine's identity is
+ * installed, so it would clear the goroutine's flag and the caller would
+ * loop for ever. The wrapper runs glibc's handler on the M's own identity.
+ * glibc's sigaction refuses its internal signals: the kernel's is used. */
+#define SIGSETXID_NO (__SIGRTMIN + 1)
+
+struct ksigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+static void (*glibc_setxid_handler)(int, siginfo_t *, void *);
+
+static void set_thread_pointer(uintptr_t tp)
+{
+#if defined(__x86_64__)
+	if (goshim_have_fsgsbase)
+		__asm__ volatile("wrfsbase %0" ::"r"(tp) : "memory");
+	else
+		syscall(SYS_arch_prctl, 0x1002 /* ARCH_SET_FS */, tp);
+#else
+	__asm__ volatile("msr tpidr_el0, %0" ::"r"(tp) : "memory");
+#endif
+}
+
+static void setxid_on_own_identity(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+	uintptr_t cur = goshim_arch_tls_base();
+	struct g *gp = goshim_g;
+	uintptr_t own = gp && gp->m && gp->m->tls ? gp->m->tls : cur;
+	if (own != cur)
+		set_thread_pointer(own);
+	glibc_setxid_handler(sig, si, uc);
+	if (own != cur)
+		set_thread_pointer(cur);
+	errno = saved;
+}
+
+/* After glibc installed its handler (its first pthread_create). */
+void tls_wrap_setxid(void)
+{
+	struct ksigaction old, act;
+	if (syscall(SYS_rt_sigaction, SIGSETXID_NO, NULL, &old, 8) != 0 || !(old.flags & SA_SIGINFO) ||
+	    old.handler == (void *)SIG_DFL || old.handler == (void *)SIG_IGN)
+		return;
+	glibc_setxid_handler = (void (*)(int, siginfo_t *, void *))old.handler;
+	act = old;
+	act.handler = (void *)setxid_on_own_identity;
+	syscall(SYS_rt_sigaction, SIGSETXID_NO, &act, NULL, 8);
+}
