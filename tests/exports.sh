@@ -1,13 +1,22 @@
 #!/bin/sh
-# The shared library exports exactly the API (lib/goshim.map), nothing of
-# the runtime: every dynamic symbol it defines must be a go_* function.
+# The shared library exports exactly the API (lib/goshim.map) and the
+# interposed POSIX functions, nothing of the runtime: every dynamic symbol it
+# defines must be a go_* function or one of the interposed functions, and
+# each interposed function is defined under glibc's symbol versions.
 set -e
 lib=${GOSHIM_LIB:?GOSHIM_LIB not set}
 nm=${NM:-nm}
 command -v "$nm" >/dev/null 2>&1 || nm=nm
 defined=$($nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRW]$/ {print $3}' | sed 's/@.*//' | sort -u)
 [ -n "$defined" ] || { echo "no exported symbols in $lib"; exit 1; }
-bad=$(printf '%s\n' "$defined" | grep -v '^go_' | grep -v '^GOSHIM_' || true)
+interposed="pthread_create pthread_join pthread_tryjoin_np pthread_timedjoin_np
+  pthread_clockjoin_np pthread_detach pthread_exit pthread_getattr_np pthread_setname_np
+  pthread_getname_np pthread_mutex_init pthread_mutex_destroy pthread_mutex_lock
+  pthread_mutex_trylock pthread_mutex_timedlock pthread_mutex_clocklock pthread_mutex_unlock
+  pthread_cond_init pthread_cond_destroy pthread_cond_wait pthread_cond_timedwait
+  pthread_cond_clockwait pthread_cond_signal pthread_cond_broadcast"
+bad=$(printf '%s\n' "$defined" | grep -v '^go_' | grep -v '^GOSHIM_' | grep -v '^GLIBC_' |
+  grep -vxF "$(printf '%s\n' $interposed)" || true)
 if [ -n "$bad" ]; then
   echo "unexpected exported symbols:"; printf '%s\n' "$bad"; exit 1
 fi
@@ -17,5 +26,16 @@ declared=$(sed -n 's/^GOSHIM_API[^(]*[ *]\(go_[a-z_0-9]*\)(.*/\1/p' "$header" | 
 [ "$(printf '%s\n' "$declared" | wc -l)" -ge 40 ] || { echo "could not read the API from $header"; exit 1; }
 for sym in $declared; do
   printf '%s\n' "$defined" | grep -qx "$sym" || { echo "missing export: $sym"; exit 1; }
+done
+# Binaries bind to a version: both the glibc 2.34 and the base version of
+# pthread_create must be there.
+versions=$($nm -D --defined-only "$lib" | awk '{print $3}')
+for v in 'pthread_create@@GLIBC_2.34' 'pthread_join@@GLIBC_2.34' 'pthread_mutex_lock@@GLIBC_'; do
+  printf '%s\n' "$versions" | grep -q "^$v" || { echo "missing versioned export: $v"; exit 1; }
+done
+printf '%s\n' "$versions" | grep -Eq '^pthread_create@GLIBC_2\.(2\.5|17)$' ||
+  { echo "missing export: pthread_create at the base glibc version"; exit 1; }
+for sym in $interposed; do
+  printf '%s\n' "$defined" | grep -qx "$sym" || { echo "missing interposed function: $sym"; exit 1; }
 done
 echo "exports ok: $(printf '%s\n' "$defined" | wc -l) symbols"

@@ -1,0 +1,184 @@
+/*
+ * pthread_cond_t as a queue of parked goroutines, interposed together with
+ * the mutex (a waiter releases and retakes an interposed mutex). State in
+ * the program's own pthread_cond_t (glibc's struct __pthread_cond_s):
+ *
+ *   __wseq, __g1_start   the wait queue (struct parkq)
+ *   __g_refs[0]          the runtime mutex_t guarding it
+ *   __wrefs              glibc's attribute bits, kept: bit 0 process-shared,
+ *                        bit 1 the clock (0 REALTIME, 1 MONOTONIC)
+ *
+ * All-zero is a valid private REALTIME condvar, as with glibc.
+ * Process-shared condvars keep glibc's implementation.
+ *
+ * Invariant: a waiter enqueues itself and releases the user's mutex while
+ * holding the queue lock, so a signal sent after the waiter released the
+ * mutex finds it queued (no lost wake-up). Lock order: queue lock, then
+ * the mutex's queue lock.
+ *
+ * Deadlines are converted to the monotonic clock when the wait starts: a
+ * REALTIME deadline does not follow a later change of the system clock.
+ */
+#include <errno.h>
+
+#include "interpose/interpose.h"
+
+#define C_QUEUE(c) ((struct parkq *)(void *)(c))
+#define C_QLOCK(c) ((mutex_t *)(void *)((char *)(c) + 16))
+#define WREFS_PSHARED 1u
+#define WREFS_CLOCK 2u
+
+_Static_assert(offsetof(struct __pthread_cond_s, __g_refs) == 16 &&
+               offsetof(struct __pthread_cond_s, __wrefs) == 36, "cond layout");
+
+static inline bool cond_pshared(pthread_cond_t *c)
+{
+	return __atomic_load_n(&c->__data.__wrefs, __ATOMIC_RELAXED) & WREFS_PSHARED;
+}
+
+static inline clockid_t cond_clock(pthread_cond_t *c)
+{
+	return (__atomic_load_n(&c->__data.__wrefs, __ATOMIC_RELAXED) & WREFS_CLOCK) ? CLOCK_MONOTONIC
+	                                                                              : CLOCK_REALTIME;
+}
+
+/* Runs queued, with the queue lock held: a signal after the mutex is
+ * released finds the waiter (no lost wake-up). */
+static void release_mutex(void *m)
+{
+	mutex_unlock(m, true);
+}
+
+static int wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk, const struct timespec *abstime)
+{
+	int err = 0;
+	int64_t deadline = 0;
+	if (abstime) {
+		deadline = deadline_from(clk, abstime, &err);
+		if (err)
+			return err;
+	}
+	/* The owner check first: nothing may be queued if the mutex cannot
+	 * be released. */
+	err = mutex_unlock_check(m);
+	if (err)
+		return err;
+	interpose_enter();
+	lock(C_QLOCK(c));
+	bool woken = parkq_wait_then(C_QUEUE(c), C_QLOCK(c), deadline, false, waitReasonSyncCondWait,
+	                             NULL, release_mutex, m);
+	interpose_leave();
+	mutex_relock(m);
+	return woken ? 0 : ETIMEDOUT;
+}
+
+EXPORT int goshim_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+	if (!interposing() || cond_pshared(c))
+		return real.pthread_cond_wait(c, m);
+	return wait(c, m, CLOCK_REALTIME, NULL);
+}
+INTERPOSE(pthread_cond_wait, V_2_3_2);
+
+EXPORT int goshim_pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                         const struct timespec *abstime)
+{
+	if (!interposing() || cond_pshared(c))
+		return real.pthread_cond_timedwait(c, m, abstime);
+	return wait(c, m, cond_clock(c), abstime);
+}
+INTERPOSE(pthread_cond_timedwait, V_2_3_2);
+
+EXPORT int goshim_pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk,
+                                         const struct timespec *abstime)
+{
+	if (!interposing() || cond_pshared(c))
+		return real.pthread_cond_clockwait(c, m, clk, abstime);
+	if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+		return EINVAL;
+	return wait(c, m, clk, abstime);
+}
+INTERPOSE(pthread_cond_clockwait, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_cond_clockwait, "GLIBC_2.30", v230);
+
+/* Wakes one waiter, or all; the queue is read without the lock first, as
+ * a signal with no waiter queued before it need wake nobody. */
+static int wake(pthread_cond_t *c, bool all)
+{
+	if (!__atomic_load_n(&C_QUEUE(c)->head, __ATOMIC_ACQUIRE))
+		return 0;
+	interpose_enter();
+	struct g *first = NULL, **tail = &first;
+	lock(C_QLOCK(c));
+	struct g *gp;
+	while ((gp = parkq_wake(C_QUEUE(c), 0)) != NULL) {
+		*tail = gp;
+		tail = &gp->schedlink;
+		*tail = NULL;
+		if (!all)
+			break;
+	}
+	unlock(C_QLOCK(c));
+	while (first) {
+		gp = first;
+		first = gp->schedlink;
+		gp->schedlink = NULL;
+		goready(gp);
+	}
+	interpose_leave();
+	return 0;
+}
+
+EXPORT int goshim_pthread_cond_signal(pthread_cond_t *c)
+{
+	if (!interposing() || cond_pshared(c))
+		return real.pthread_cond_signal(c);
+	return wake(c, false);
+}
+INTERPOSE(pthread_cond_signal, V_2_3_2);
+
+EXPORT int goshim_pthread_cond_broadcast(pthread_cond_t *c)
+{
+	if (!interposing() || cond_pshared(c))
+		return real.pthread_cond_broadcast(c);
+	return wake(c, true);
+}
+INTERPOSE(pthread_cond_broadcast, V_2_3_2);
+
+EXPORT int goshim_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
+{
+	interposing(); /* resolves real */
+	/* glibc validates the attributes and sets __wrefs; the rest is 0. */
+	return real.pthread_cond_init(c, attr);
+}
+INTERPOSE(pthread_cond_init, V_2_3_2);
+
+EXPORT int goshim_pthread_cond_destroy(pthread_cond_t *c)
+{
+	if (!interposing() || cond_pshared(c))
+		return real.pthread_cond_destroy(c);
+	if (__atomic_load_n(&C_QUEUE(c)->head, __ATOMIC_ACQUIRE))
+		return EBUSY;
+	return 0;
+}
+INTERPOSE(pthread_cond_destroy, V_2_3_2);
+
+#if defined(__x86_64__)
+/* The pre-2.3.2 condvar ABI: the same object size, so binaries that use
+ * it are interposed alike; only pass-through must reach the old code. */
+#define OLD_ABI(name, params, args)                                              \
+	EXPORT int goshim_##name##_old params                                     \
+	{                                                                         \
+		if (!interposing())                                               \
+			return real.name##_old args;                              \
+		return goshim_##name args;                                        \
+	}                                                                         \
+	__asm__(".symver goshim_" #name "_old," #name "@" V_BASE)
+OLD_ABI(pthread_cond_wait, (pthread_cond_t *c, pthread_mutex_t *m), (c, m));
+OLD_ABI(pthread_cond_timedwait, (pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *t),
+        (c, m, t));
+OLD_ABI(pthread_cond_signal, (pthread_cond_t *c), (c));
+OLD_ABI(pthread_cond_broadcast, (pthread_cond_t *c), (c));
+OLD_ABI(pthread_cond_init, (pthread_cond_t *c, const pthread_condattr_t *a), (c, a));
+OLD_ABI(pthread_cond_destroy, (pthread_cond_t *c), (c));
+#endif

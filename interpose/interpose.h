@@ -1,0 +1,133 @@
+/*
+ * Shared by the interposed POSIX functions (the files of interpose/).
+ *
+ * Each interposed function is defined once (goshim_<name>) and exported
+ * under every symbol version glibc gives it, so that binaries linked
+ * against any of them bind to it: a versioned reference only binds to a
+ * definition of that version. INTERPOSE names the default version,
+ * INTERPOSE_COMPAT each older one.
+ *
+ * real_<name> is glibc's own function (interpose/start.c), for the paths
+ * that keep glibc's implementation: pass-through (GOSHIM_DEBUG=interpose=0,
+ * an unverified glibc, sanitizer builds) and process-shared objects.
+ */
+#ifndef GOSHIM_INTERPOSE_H
+#define GOSHIM_INTERPOSE_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <time.h>
+
+#include "runtime/runtime.h"
+#include "runtime/thread.h"
+
+#if defined(__x86_64__)
+#define V_BASE "GLIBC_2.2.5"
+#define V_2_3_2 "GLIBC_2.3.2"
+#define V_2_3_3 "GLIBC_2.3.3"
+#define V_2_12 "GLIBC_2.12"
+#else
+#define V_BASE "GLIBC_2.17"
+#define V_2_3_2 "GLIBC_2.17"
+#define V_2_3_3 "GLIBC_2.17"
+#define V_2_12 "GLIBC_2.17"
+#endif
+
+#define INTERPOSE(name, ver) __asm__(".symver goshim_" #name "," #name "@@" ver)
+#define INTERPOSE_COMPAT(name, ver, tag)                                                   \
+	extern __typeof(goshim_##name) goshim_##name##_##tag                               \
+		__attribute__((alias("goshim_" #name), visibility("default")));            \
+	__asm__(".symver goshim_" #name "_" #tag "," #name "@" ver)
+#define EXPORT __attribute__((visibility("default")))
+
+/* glibc's functions, resolved by interpose_init. */
+struct real_fns {
+	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+	int (*pthread_join)(pthread_t, void **);
+	int (*pthread_tryjoin_np)(pthread_t, void **);
+	int (*pthread_timedjoin_np)(pthread_t, void **, const struct timespec *);
+	int (*pthread_clockjoin_np)(pthread_t, void **, clockid_t, const struct timespec *);
+	int (*pthread_detach)(pthread_t);
+	void (*pthread_exit)(void *) __attribute__((noreturn));
+	int (*pthread_getattr_np)(pthread_t, pthread_attr_t *);
+	int (*pthread_setname_np)(pthread_t, const char *);
+	int (*pthread_getname_np)(pthread_t, char *, size_t);
+	int (*pthread_mutex_init)(pthread_mutex_t *, const pthread_mutexattr_t *);
+	int (*pthread_mutex_destroy)(pthread_mutex_t *);
+	int (*pthread_mutex_lock)(pthread_mutex_t *);
+	int (*pthread_mutex_trylock)(pthread_mutex_t *);
+	int (*pthread_mutex_timedlock)(pthread_mutex_t *, const struct timespec *);
+	int (*pthread_mutex_clocklock)(pthread_mutex_t *, clockid_t, const struct timespec *);
+	int (*pthread_mutex_unlock)(pthread_mutex_t *);
+	int (*pthread_cond_init)(pthread_cond_t *, const pthread_condattr_t *);
+	int (*pthread_cond_destroy)(pthread_cond_t *);
+	int (*pthread_cond_wait)(pthread_cond_t *, pthread_mutex_t *);
+	int (*pthread_cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+	int (*pthread_cond_clockwait)(pthread_cond_t *, pthread_mutex_t *, clockid_t,
+	                              const struct timespec *);
+	int (*pthread_cond_signal)(pthread_cond_t *);
+	int (*pthread_cond_broadcast)(pthread_cond_t *);
+	/* The pre-2.3.2 condvar ABI, for old binaries in pass-through. */
+	int (*pthread_cond_init_old)(pthread_cond_t *, const pthread_condattr_t *);
+	int (*pthread_cond_destroy_old)(pthread_cond_t *);
+	int (*pthread_cond_wait_old)(pthread_cond_t *, pthread_mutex_t *);
+	int (*pthread_cond_timedwait_old)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+	int (*pthread_cond_signal_old)(pthread_cond_t *);
+	int (*pthread_cond_broadcast_old)(pthread_cond_t *);
+};
+extern struct real_fns real;
+extern bool interpose_active;
+extern bool interpose_ready;
+extern _Atomic int64_t interposed_threads; /* GOSHIM_DEBUG=exitstats=1 */
+
+void interpose_init(void);
+
+/* Is the runtime in charge of the pthread calls of this process? Starts
+ * the runtime on first use (a constructor may call in before ours ran). */
+static inline bool interposing(void)
+{
+	if (unlikely(!__atomic_load_n(&interpose_ready, __ATOMIC_ACQUIRE)))
+		interpose_init();
+	return interpose_active;
+}
+
+/* Enter the runtime from user code (adopting an unknown thread). The
+ * runtime's own system calls must not show in the caller's errno: POSIX
+ * functions that succeed leave it alone. */
+static inline struct g *interpose_enter(void)
+{
+	int e = errno;
+	struct g *gp = getg();
+	if (unlikely(!gp))
+		gp = needm();
+	runtime_enter();
+	gp->user_errno = e;
+	return gp;
+}
+
+static inline void interpose_leave(void)
+{
+	int e = getg()->user_errno;
+	runtime_leave();
+	errno = e;
+}
+
+/* An absolute timeout on clock c as a nanotime deadline: 0 with *err set
+ * (EINVAL for a bad tv_nsec or clock). A deadline in the past is 1 (the
+ * wait times out at once after trying). */
+int64_t deadline_from(clockid_t c, const struct timespec *abstime, int *err);
+
+/* interpose/mutex.c, for the condvar. */
+int mutex_unlock(pthread_mutex_t *m, bool entered);
+int mutex_unlock_check(pthread_mutex_t *m);
+void mutex_relock(pthread_mutex_t *m);
+void mutex_owner_died(struct gthread *th);
+
+/* Owner id of the calling thread for the interposed locks (never 0). */
+static inline int self_id(void)
+{
+	return tls_self_tid();
+}
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * Bootstrap of the LD_PRELOAD face: glibc's own functions are resolved with
+ * dlvsym at the versions we call, the runtime starts, and thread identity
+ * is verified (runtime/tls.c). Interposition is on only when all of that
+ * worked and GOSHIM_DEBUG does not say interpose=0; otherwise every
+ * interposed function passes straight through to glibc.
+ *
+ * dlvsym(RTLD_NEXT) from this library finds the definition after ours:
+ * glibc's, or a sanitizer's interceptor. Nothing here allocates through an
+ * interposed function, so resolution cannot recurse into itself.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "interpose/interpose.h"
+
+struct real_fns real;
+bool interpose_active;
+bool interpose_ready;
+_Atomic int64_t interposed_threads;
+
+static void *resolve(const char *name, const char *ver)
+{
+	void *f = dlvsym(RTLD_NEXT, name, ver);
+	if (!f)
+		f = dlsym(RTLD_NEXT, name);
+	if (!f) {
+		printerr("goshim: cannot resolve %s@%s\n", name, ver);
+		abort();
+	}
+	return f;
+}
+
+#define RESOLVE(field, name, ver) real.field = (__typeof(real.field))resolve(name, ver)
+
+static void resolve_all(void)
+{
+	RESOLVE(pthread_create, "pthread_create", "GLIBC_2.34");
+	RESOLVE(pthread_join, "pthread_join", "GLIBC_2.34");
+	RESOLVE(pthread_tryjoin_np, "pthread_tryjoin_np", "GLIBC_2.34");
+	RESOLVE(pthread_timedjoin_np, "pthread_timedjoin_np", "GLIBC_2.34");
+	RESOLVE(pthread_clockjoin_np, "pthread_clockjoin_np", "GLIBC_2.34");
+	RESOLVE(pthread_detach, "pthread_detach", "GLIBC_2.34");
+	RESOLVE(pthread_exit, "pthread_exit", V_BASE);
+	RESOLVE(pthread_getattr_np, "pthread_getattr_np", "GLIBC_2.32");
+	RESOLVE(pthread_setname_np, "pthread_setname_np", "GLIBC_2.34");
+	RESOLVE(pthread_getname_np, "pthread_getname_np", "GLIBC_2.34");
+	RESOLVE(pthread_mutex_init, "pthread_mutex_init", V_BASE);
+	RESOLVE(pthread_mutex_destroy, "pthread_mutex_destroy", V_BASE);
+	RESOLVE(pthread_mutex_lock, "pthread_mutex_lock", V_BASE);
+	RESOLVE(pthread_mutex_trylock, "pthread_mutex_trylock", "GLIBC_2.34");
+	RESOLVE(pthread_mutex_timedlock, "pthread_mutex_timedlock", "GLIBC_2.34");
+	RESOLVE(pthread_mutex_clocklock, "pthread_mutex_clocklock", "GLIBC_2.34");
+	RESOLVE(pthread_mutex_unlock, "pthread_mutex_unlock", V_BASE);
+	RESOLVE(pthread_cond_init, "pthread_cond_init", V_2_3_2);
+	RESOLVE(pthread_cond_destroy, "pthread_cond_destroy", V_2_3_2);
+	RESOLVE(pthread_cond_wait, "pthread_cond_wait", V_2_3_2);
+	RESOLVE(pthread_cond_timedwait, "pthread_cond_timedwait", V_2_3_2);
+	RESOLVE(pthread_cond_clockwait, "pthread_cond_clockwait", "GLIBC_2.34");
+	RESOLVE(pthread_cond_signal, "pthread_cond_signal", V_2_3_2);
+	RESOLVE(pthread_cond_broadcast, "pthread_cond_broadcast", V_2_3_2);
+	RESOLVE(pthread_cond_init_old, "pthread_cond_init", V_BASE);
+	RESOLVE(pthread_cond_destroy_old, "pthread_cond_destroy", V_BASE);
+	RESOLVE(pthread_cond_wait_old, "pthread_cond_wait", V_BASE);
+	RESOLVE(pthread_cond_timedwait_old, "pthread_cond_timedwait", V_BASE);
+	RESOLVE(pthread_cond_signal_old, "pthread_cond_signal", V_BASE);
+	RESOLVE(pthread_cond_broadcast_old, "pthread_cond_broadcast", V_BASE);
+}
+
+static void print_exitstats(void)
+{
+	printerr("goshim: %lld pthreads ran as goroutines\n", (long long)atomic_load(&interposed_threads));
+}
+
+void interpose_init(void)
+{
+	static _Atomic int once;
+	int exp = 0;
+	if (!atomic_compare_exchange_strong(&once, &exp, 1)) {
+		/* Another thread is starting it. */
+		while (!__atomic_load_n(&interpose_ready, __ATOMIC_ACQUIRE))
+			usleep_raw(10);
+		return;
+	}
+	resolve_all();
+	schedinit();
+	/* sysmon retakes the Ps of pthread-goroutines blocked in foreign
+	 * code; its creation also makes glibc install its SIGSETXID handler,
+	 * which tls_wrap_setxid wraps. */
+	newm_sysmon();
+	if (debug_interpose && tls_init()) {
+		tls_wrap_setxid();
+		thread_init();
+		thread_robust_exit = mutex_owner_died;
+		interpose_active = true;
+	}
+	if (debug_exitstats)
+		atexit(print_exitstats);
+	__atomic_store_n(&interpose_ready, true, __ATOMIC_RELEASE);
+}
+
+/* The library's constructor also lands here (lib/go.c runs schedinit). */
+__attribute__((constructor)) static void interpose_ctor(void)
+{
+	interpose_init();
+}
+
+int64_t deadline_from(clockid_t c, const struct timespec *abstime, int *err)
+{
+	if (!abstime || abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000L) {
+		*err = EINVAL;
+		return 0;
+	}
+	struct timespec now;
+	if (clock_gettime(c, &now) != 0) {
+		*err = EINVAL;
+		return 0;
+	}
+	*err = 0;
+	int64_t rel = ((int64_t)abstime->tv_sec - now.tv_sec) * 1000000000LL +
+	              (abstime->tv_nsec - now.tv_nsec);
+	int64_t t = nanotime();
+	if (rel <= 0)
+		return 1;
+	if (rel > INT64_MAX - t)
+		return INT64_MAX;
+	return t + rel;
+}
