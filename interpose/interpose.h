@@ -53,6 +53,15 @@ struct real_fns {
 	int (*pthread_getattr_np)(pthread_t, pthread_attr_t *);
 	int (*pthread_setname_np)(pthread_t, const char *);
 	int (*pthread_getname_np)(pthread_t, char *, size_t);
+	int (*sched_yield)(void);
+	int (*sem_init)(sem_t *, int, unsigned int);
+	int (*sem_destroy)(sem_t *);
+	int (*sem_wait)(sem_t *);
+	int (*sem_trywait)(sem_t *);
+	int (*sem_timedwait)(sem_t *, const struct timespec *);
+	int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
+	int (*sem_post)(sem_t *);
+	int (*sem_getvalue)(sem_t *, int *);
 	int (*pthread_mutex_init)(pthread_mutex_t *, const pthread_mutexattr_t *);
 	int (*pthread_mutex_destroy)(pthread_mutex_t *);
 	int (*pthread_mutex_lock)(pthread_mutex_t *);

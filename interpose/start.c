@@ -48,6 +48,15 @@ static void resolve_all(void)
 	RESOLVE(pthread_getattr_np, "pthread_getattr_np", "GLIBC_2.32");
 	RESOLVE(pthread_setname_np, "pthread_setname_np", "GLIBC_2.34");
 	RESOLVE(pthread_getname_np, "pthread_getname_np", "GLIBC_2.34");
+	RESOLVE(sched_yield, "sched_yield", V_BASE);
+	RESOLVE(sem_init, "sem_init", "GLIBC_2.34");
+	RESOLVE(sem_destroy, "sem_destroy", "GLIBC_2.34");
+	RESOLVE(sem_wait, "sem_wait", "GLIBC_2.34");
+	RESOLVE(sem_trywait, "sem_trywait", "GLIBC_2.34");
+	RESOLVE(sem_timedwait, "sem_timedwait", "GLIBC_2.34");
+	RESOLVE(sem_clockwait, "sem_clockwait", "GLIBC_2.34");
+	RESOLVE(sem_post, "sem_post", "GLIBC_2.34");
+	RESOLVE(sem_getvalue, "sem_getvalue", "GLIBC_2.34");
 	RESOLVE(pthread_mutex_init, "pthread_mutex_init", V_BASE);
 	RESOLVE(pthread_mutex_destroy, "pthread_mutex_destroy", V_BASE);
 	RESOLVE(pthread_mutex_lock, "pthread_mutex_lock", V_BASE);

@@ -203,3 +203,23 @@ EXPORT int goshim_pthread_getname_np(pthread_t t, char *buf, size_t len)
 }
 INTERPOSE(pthread_getname_np, "GLIBC_2.34");
 INTERPOSE_COMPAT(pthread_getname_np, V_2_12, v212);
+
+/* A goroutine yields to the other goroutines (Go's Gosched); an adopted
+ * thread (main) yields its thread, as without goshim. */
+EXPORT int goshim_sched_yield(void)
+{
+	struct g *gp;
+	if (!interposing() || !(gp = getg()) || gp->adopted || gp == gp->m->g0)
+		return real.sched_yield();
+	interpose_enter();
+	gosched();
+	interpose_leave();
+	return 0;
+}
+INTERPOSE(sched_yield, V_BASE);
+
+EXPORT int goshim_pthread_yield(void)
+{
+	return goshim_sched_yield();
+}
+__asm__(".symver goshim_pthread_yield,pthread_yield@" V_BASE);

@@ -2238,7 +2238,7 @@ void schedinit(void)
 	int exp = 0;
 	if (!atomic_compare_exchange_strong(&once, &exp, 1)) {
 		while (!__atomic_load_n(&runtime_inited, __ATOMIC_ACQUIRE))
-			sched_yield();
+			syscall(SYS_sched_yield); /* never the interposed one */
 		return;
 	}
 #if defined(__x86_64__)

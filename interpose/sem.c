@@ -1,0 +1,209 @@
+/*
+ * Unnamed semaphores (sem_init) as goroutine-parking counters, in the
+ * program's own sem_t, laid out as glibc's struct new_sem where glibc
+ * reads it:
+ *
+ *   0  value     (glibc: low half of data)
+ *   4  nwaiters  (glibc: high half of data) waiters past the fast path
+ *   8  private   glibc's: FUTEX_PRIVATE_FLAG, or 0 for process-shared
+ *  12  the runtime mutex_t guarding the queue (glibc: padding)
+ *  16  the wait queue (struct parkq)
+ *
+ * Process-shared semaphores keep glibc's implementation, as do named ones
+ * (sem_open), which are always process-shared.
+ *
+ * Invariant (no lost wake-up): a waiter counts itself in nwaiters before it
+ * looks at the value, under the queue lock; a poster adds to the value
+ * before it looks at nwaiters, and when there are waiters it takes a unit
+ * back under the queue lock and hands it to the first queued waiter that
+ * has not timed out (Go's semrelease handoff), returning it if there is
+ * none.
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "interpose/interpose.h"
+
+struct gsem {
+	_Atomic uint32_t value;
+	_Atomic uint32_t nwaiters;
+	int private_;
+	mutex_t lock;
+	struct parkq q;
+};
+_Static_assert(sizeof(struct gsem) <= sizeof(sem_t), "sem_t too small");
+
+static inline struct gsem *gsem(sem_t *s)
+{
+	return (struct gsem *)(void *)s;
+}
+
+static inline bool shared(sem_t *s)
+{
+	return gsem(s)->private_ == 0;
+}
+
+static inline bool trywait(struct gsem *s)
+{
+	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+	while (v > 0) {
+		if (atomic_compare_exchange_weak(&s->value, &v, v - 1))
+			return true;
+	}
+	return false;
+}
+
+/* 0, ETIMEDOUT. */
+static int wait_slow(struct gsem *s, int64_t deadline)
+{
+	interpose_enter();
+	lock(&s->lock);
+	atomic_fetch_add(&s->nwaiters, 1);
+	int err = 0;
+	if (!trywait(s)) {
+		bool woken = parkq_wait(&s->q, &s->lock, deadline, false, waitReasonSemacquire, NULL);
+		lock(&s->lock);
+		/* Woken: a poster handed us its unit. */
+		if (!woken)
+			err = ETIMEDOUT;
+	}
+	atomic_fetch_sub(&s->nwaiters, 1);
+	unlock(&s->lock);
+	interpose_leave();
+	return err;
+}
+
+static int timedwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
+{
+	struct gsem *s = gsem(sem);
+	int64_t deadline = 0;
+	int err = 0;
+	if (abstime && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000L)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_testcancel(); /* a cancellation point, as in glibc */
+	if (trywait(s))
+		return 0;
+	if (abstime) {
+		deadline = deadline_from(c, abstime, &err);
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	err = wait_slow(s, deadline);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT int goshim_sem_wait(sem_t *sem)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_wait(sem);
+	return timedwait(sem, CLOCK_REALTIME, NULL);
+}
+INTERPOSE(sem_wait, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_wait, V_BASE, base);
+
+EXPORT int goshim_sem_timedwait(sem_t *sem, const struct timespec *abstime)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_timedwait(sem, abstime);
+	return timedwait(sem, CLOCK_REALTIME, abstime);
+}
+INTERPOSE(sem_timedwait, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_timedwait, V_BASE, base);
+
+EXPORT int goshim_sem_clockwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_clockwait(sem, c, abstime);
+	if (c != CLOCK_REALTIME && c != CLOCK_MONOTONIC) {
+		errno = EINVAL;
+		return -1;
+	}
+	return timedwait(sem, c, abstime);
+}
+INTERPOSE(sem_clockwait, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_clockwait, "GLIBC_2.30", v230);
+
+EXPORT int goshim_sem_trywait(sem_t *sem)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_trywait(sem);
+	if (trywait(gsem(sem)))
+		return 0;
+	errno = EAGAIN;
+	return -1;
+}
+INTERPOSE(sem_trywait, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_trywait, V_BASE, base);
+
+EXPORT int goshim_sem_post(sem_t *sem)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_post(sem);
+	struct gsem *s = gsem(sem);
+	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
+	do {
+		if (v == SEM_VALUE_MAX) {
+			errno = EOVERFLOW;
+			return -1;
+		}
+	} while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
+	if (atomic_load(&s->nwaiters) == 0)
+		return 0;
+	interpose_enter();
+	struct g *gp = NULL;
+	lock(&s->lock);
+	if (s->q.head && trywait(s)) {
+		gp = parkq_wake(&s->q, 0);
+		if (!gp) /* only timed-out waiters: the unit goes back */
+			atomic_fetch_add(&s->value, 1);
+	}
+	unlock(&s->lock);
+	if (gp)
+		goready(gp);
+	interpose_leave();
+	return 0;
+}
+INTERPOSE(sem_post, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_post, V_BASE, base);
+
+EXPORT int goshim_sem_getvalue(sem_t *sem, int *value)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_getvalue(sem, value);
+	*value = (int)atomic_load(&gsem(sem)->value);
+	return 0;
+}
+INTERPOSE(sem_getvalue, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_getvalue, V_BASE, base);
+
+EXPORT int goshim_sem_init(sem_t *sem, int pshared, unsigned int value)
+{
+	interposing(); /* resolves real */
+	/* glibc checks the value and writes value, nwaiters and private. */
+	int rc = real.sem_init(sem, pshared, value);
+	if (rc == 0 && !pshared) {
+		struct gsem *s = gsem(sem);
+		s->lock = (mutex_t){0};
+		s->q = (struct parkq){NULL, NULL};
+	}
+	return rc;
+}
+INTERPOSE(sem_init, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_init, V_BASE, base);
+
+EXPORT int goshim_sem_destroy(sem_t *sem)
+{
+	if (!interposing() || shared(sem))
+		return real.sem_destroy(sem);
+	return 0;
+}
+INTERPOSE(sem_destroy, "GLIBC_2.34");
+INTERPOSE_COMPAT(sem_destroy, V_BASE, base);
