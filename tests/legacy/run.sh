@@ -9,6 +9,7 @@
 set -u
 prog=$1
 lib=${GOSHIM_LIB:?GOSHIM_LIB not set}
+TEST_EMULATOR=${TEST_EMULATOR:-}
 [ -n "${GOSHIM_SANITIZER:-}" ] && { echo "skipped: $GOSHIM_SANITIZER build"; exit 77; }
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
