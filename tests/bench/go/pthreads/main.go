@@ -1,0 +1,156 @@
+// pthreads, Go twin of tests/bench/pthreads.c: the same four modes with
+// goroutines, sync.Mutex and sync.Cond.
+//   create_join  go func + wait for it (a channel close), one at a time
+//   pingpong     two goroutines hand a turn over with one Mutex, two Conds
+//   contended    4 goroutines share one Mutex
+//   parked       KiB of RSS per goroutine blocked on one Cond
+// RESULT <mode> <value> <unit>
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func perOp(t0 time.Time, n int) float64 {
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+func createJoin(n int) {
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		done := make(chan struct{})
+		go func() { close(done) }()
+		<-done
+	}
+	fmt.Printf("RESULT create_join %.3f ns/op\n", perOp(t0, n))
+}
+
+func pingpong(n int) {
+	var mu sync.Mutex
+	cv := [2]*sync.Cond{sync.NewCond(&mu), sync.NewCond(&mu)}
+	turn := 0
+	var wg sync.WaitGroup
+	player := func(me int) {
+		defer wg.Done()
+		mu.Lock()
+		for i := 0; i < n; i++ {
+			for turn&1 != me {
+				cv[me].Wait()
+			}
+			turn++
+			cv[1-me].Signal()
+		}
+		mu.Unlock()
+	}
+	t0 := time.Now()
+	wg.Add(2)
+	go player(0)
+	go player(1)
+	wg.Wait()
+	fmt.Printf("RESULT pingpong %.3f ns/op\n", perOp(t0, n))
+}
+
+func contended(n int) {
+	const threads = 4
+	n -= n % threads
+	var mu sync.Mutex
+	counter := 0
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := 0; i < threads; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < n/threads; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if counter != n {
+		fmt.Fprintf(os.Stderr, "contended: %d increments, want %d\n", counter, n)
+		os.Exit(1)
+	}
+	fmt.Printf("RESULT contended %.3f ns/op\n", perOp(t0, n))
+}
+
+func rssKiB() int {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		panic(err)
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.Atoi(f[1])
+	return pages * os.Getpagesize() / 1024
+}
+
+func parked(n int) {
+	var mu sync.Mutex
+	wake, all := sync.NewCond(&mu), sync.NewCond(&mu)
+	arrived, release := 0, false
+	var wg sync.WaitGroup
+	before := rssKiB()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			arrived++
+			if arrived == n {
+				all.Signal()
+			}
+			for !release {
+				wake.Wait()
+			}
+			mu.Unlock()
+		}()
+	}
+	mu.Lock()
+	for arrived < n {
+		all.Wait()
+	}
+	mu.Unlock()
+	after := rssKiB()
+	mu.Lock()
+	release = true
+	wake.Broadcast()
+	mu.Unlock()
+	wg.Wait()
+	fmt.Printf("RESULT parked %.3f KiB\n", float64(after-before)/float64(n))
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: pthreads create_join|pingpong|contended|parked [SIZE]")
+		os.Exit(2)
+	}
+	n := 10000
+	if len(os.Args) > 2 {
+		v, err := strconv.Atoi(os.Args[2])
+		if err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "%s: size must be a positive integer, not '%s'\n", os.Args[0], os.Args[2])
+			os.Exit(2)
+		}
+		n = v
+	}
+	switch os.Args[1] {
+	case "create_join":
+		createJoin(n)
+	case "pingpong":
+		pingpong(n)
+	case "contended":
+		contended(n)
+	case "parked":
+		parked(n)
+	default:
+		fmt.Fprintf(os.Stderr, "pthreads: unknown mode '%s'\n", os.Args[1])
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,177 @@
+/* Plain pthread benchmarks (scripts/bench): the same binary runs natively
+ * and under LD_PRELOAD=libgoshim.so. Usage: pthreads MODE SIZE
+ *
+ *   create_join  ns per pthread_create + pthread_join of a thread that
+ *                returns at once
+ *   pingpong     ns per round trip: two threads hand a turn back and forth
+ *                under one mutex with two condvars
+ *   contended    ns per lock+unlock: 4 threads share one mutex, SIZE
+ *                increments in all
+ *   parked       KiB of RSS per thread: SIZE threads each blocked on one
+ *                condvar (the stack use of a thread that did little)
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+static void create_join(long n)
+{
+	int64_t t0 = bench_now_ns();
+	for (long i = 0; i < n; i++) {
+		pthread_t t;
+		int err = pthread_create(&t, NULL, nothing, NULL);
+		if (err || (err = pthread_join(t, NULL))) {
+			fprintf(stderr, "pthreads: create/join: %s\n", strerror(err));
+			exit(1);
+		}
+	}
+	bench_result("create_join", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv[2] = { PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER };
+static long turn, rounds;
+
+static void *player(void *arg)
+{
+	long me = (long)arg;
+	pthread_mutex_lock(&mu);
+	for (long i = 0; i < rounds; i++) {
+		while ((turn & 1) != me)
+			pthread_cond_wait(&cv[me], &mu);
+		turn++;
+		pthread_cond_signal(&cv[1 - me]);
+	}
+	pthread_mutex_unlock(&mu);
+	return NULL;
+}
+
+static void pingpong(long n)
+{
+	pthread_t a, b;
+	rounds = n;
+	int64_t t0 = bench_now_ns();
+	pthread_create(&a, NULL, player, (void *)0L);
+	pthread_create(&b, NULL, player, (void *)1L);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	if (turn != 2 * n) {
+		fprintf(stderr, "pthreads: pingpong: %ld turns, want %ld\n", turn, 2 * n);
+		exit(1);
+	}
+	bench_result("pingpong", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+}
+
+static long counter;
+
+static void *incrementer(void *arg)
+{
+	long n = (long)arg;
+	for (long i = 0; i < n; i++) {
+		pthread_mutex_lock(&mu);
+		counter++;
+		pthread_mutex_unlock(&mu);
+	}
+	return NULL;
+}
+
+static void contended(long n)
+{
+	enum { THREADS = 4 };
+	pthread_t t[THREADS];
+	n -= n % THREADS;
+	int64_t t0 = bench_now_ns();
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, incrementer, (void *)(n / THREADS));
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	if (counter != n) {
+		fprintf(stderr, "pthreads: contended: %ld increments, want %ld\n", counter, n);
+		exit(1);
+	}
+	bench_result("contended", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+}
+
+static long parked_n, arrived;
+static int release_all;
+
+static void *parker(void *arg)
+{
+	pthread_mutex_lock(&mu);
+	if (++arrived == parked_n)
+		pthread_cond_signal(&cv[1]);
+	while (!release_all)
+		pthread_cond_wait(&cv[0], &mu);
+	pthread_mutex_unlock(&mu);
+	return arg;
+}
+
+static long rss_kib(void)
+{
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2) {
+		fprintf(stderr, "pthreads: cannot read /proc/self/statm\n");
+		exit(1);
+	}
+	fclose(f);
+	return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void parked(long n)
+{
+	pthread_t *t = calloc((size_t)n, sizeof *t);
+	if (!t)
+		exit(1);
+	parked_n = n;
+	long before = rss_kib();
+	for (long i = 0; i < n; i++) {
+		int err = pthread_create(&t[i], NULL, parker, NULL);
+		if (err) {
+			fprintf(stderr, "pthreads: parked: thread %ld: %s\n", i, strerror(err));
+			exit(1);
+		}
+	}
+	pthread_mutex_lock(&mu);
+	while (arrived < n)
+		pthread_cond_wait(&cv[1], &mu);
+	pthread_mutex_unlock(&mu);
+	long after = rss_kib();
+	pthread_mutex_lock(&mu);
+	release_all = 1;
+	pthread_cond_broadcast(&cv[0]);
+	pthread_mutex_unlock(&mu);
+	for (long i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	bench_result("parked", (double)(after - before) / (double)n, "KiB");
+	free(t);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: pthreads create_join|pingpong|contended|parked [SIZE]\n");
+		return 2;
+	}
+	long n = bench_size(argc - 1, argv + 1, 10000);
+	const char *mode = argv[1];
+	if (!strcmp(mode, "create_join"))
+		create_join(n);
+	else if (!strcmp(mode, "pingpong"))
+		pingpong(n);
+	else if (!strcmp(mode, "contended"))
+		contended(n);
+	else if (!strcmp(mode, "parked"))
+		parked(n);
+	else {
+		fprintf(stderr, "pthreads: unknown mode '%s'\n", mode);
+		return 2;
+	}
+	return 0;
+}
