@@ -11,6 +11,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -79,9 +80,17 @@ static void resolve_all(void)
 	RESOLVE(pthread_cond_broadcast_old, "pthread_cond_broadcast", V_BASE);
 }
 
+/* A copy of stderr made at start-up: programs such as coreutils close
+ * stderr in their own atexit handler, which runs before ours. */
+static int exitstats_fd = -1;
+
 static void print_exitstats(void)
 {
-	printerr("goshim: %lld pthreads ran as goroutines\n", (long long)atomic_load(&interposed_threads));
+	char buf[80];
+	int n = snprintf(buf, sizeof buf, "goshim: %lld pthreads ran as goroutines\n",
+	                 (long long)atomic_load(&interposed_threads));
+	if (exitstats_fd >= 0 && n > 0)
+		raw_write(exitstats_fd, buf, (size_t)n);
 }
 
 void interpose_init(void)
@@ -106,8 +115,10 @@ void interpose_init(void)
 		thread_robust_exit = mutex_owner_died;
 		interpose_active = true;
 	}
-	if (debug_exitstats)
+	if (debug_exitstats) {
+		exitstats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
 		atexit(print_exitstats);
+	}
 	__atomic_store_n(&interpose_ready, true, __ATOMIC_RELEASE);
 }
 
