@@ -16,6 +16,10 @@
  * mutex finds it queued (no lost wake-up). Lock order: queue lock, then
  * the mutex's queue lock.
  *
+ * Waits are cancellation points: pthread_cancel ends a pthread-goroutine's
+ * wait (parkq_cancel), and the waiter acts on it once it holds the mutex
+ * again.
+ *
  * Deadlines are converted to the monotonic clock when the wait starts: a
  * REALTIME deadline does not follow a later change of the system clock.
  */
@@ -63,13 +67,22 @@ static int wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk, const stru
 	err = mutex_unlock_check(m);
 	if (err)
 		return err;
+	pthread_testcancel(); /* a cancellation point */
+	bool cancelable = cancel_enabled();
 	interpose_enter();
 	lock(C_QLOCK(c));
-	bool woken = parkq_wait_then(C_QUEUE(c), C_QLOCK(c), deadline, false, waitReasonSyncCondWait,
-	                             NULL, release_mutex, m);
+	bool woken = parkq_wait_then(C_QUEUE(c), C_QLOCK(c), deadline, false, cancelable,
+	                             waitReasonSyncCondWait, NULL, release_mutex, m);
 	interpose_leave();
 	mutex_relock(m);
-	return woken ? 0 : ETIMEDOUT;
+	if (woken)
+		return 0;
+	/* Cancelled: act on it with the mutex held, as NPTL does. */
+	if (cancelable)
+		pthread_testcancel();
+	if (deadline && nanotime() >= deadline)
+		return ETIMEDOUT;
+	return 0; /* a spurious wake-up, which POSIX allows */
 }
 
 EXPORT int goshim_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)

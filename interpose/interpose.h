@@ -54,6 +54,7 @@ struct real_fns {
 	int (*pthread_setname_np)(pthread_t, const char *);
 	int (*pthread_getname_np)(pthread_t, char *, size_t);
 	int (*sched_yield)(void);
+	int (*pthread_cancel)(pthread_t);
 	int (*sem_init)(sem_t *, int, unsigned int);
 	int (*sem_destroy)(sem_t *);
 	int (*sem_wait)(sem_t *);
@@ -132,6 +133,20 @@ int mutex_unlock(pthread_mutex_t *m, bool entered);
 int mutex_unlock_check(pthread_mutex_t *m);
 void mutex_relock(pthread_mutex_t *m);
 void mutex_owner_died(struct gthread *th);
+
+/* Would a cancellation act on the caller now? Only pthread-goroutines'
+ * waits are ended by pthread_cancel (parkq_cancel). glibc keeps the state
+ * private; setting it returns the old one, and setting does not act on a
+ * pending cancellation. */
+static inline bool cancel_enabled(void)
+{
+	int old, ignored;
+	if (!thread_self() || pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old) != 0)
+		return false;
+	if (old == PTHREAD_CANCEL_ENABLE)
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &ignored);
+	return old == PTHREAD_CANCEL_ENABLE;
+}
 
 /* Owner id of the calling thread for the interposed locks (never 0). */
 static inline int self_id(void)

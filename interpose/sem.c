@@ -5,7 +5,8 @@
  *
  *   0  value     (glibc: low half of data)
  *   4  nwaiters  (glibc: high half of data) waiters past the fast path
- *   8  private   glibc's: FUTEX_PRIVATE_FLAG, or 0 for process-shared
+ *   8  private   glibc's: 0 (LLL_PRIVATE), or 128 (LLL_SHARED) when
+ *                process-shared
  *  12  the runtime mutex_t guarding the queue (glibc: padding)
  *  16  the wait queue (struct parkq)
  *
@@ -40,7 +41,7 @@ static inline struct gsem *gsem(sem_t *s)
 
 static inline bool shared(sem_t *s)
 {
-	return gsem(s)->private_ == 0;
+	return gsem(s)->private_ != 0;
 }
 
 static inline bool trywait(struct gsem *s)
@@ -53,19 +54,20 @@ static inline bool trywait(struct gsem *s)
 	return false;
 }
 
-/* 0, ETIMEDOUT. */
-static int wait_slow(struct gsem *s, int64_t deadline)
+/* 0, ETIMEDOUT, or EINTR when pthread_cancel ended the wait. */
+static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable)
 {
 	interpose_enter();
 	lock(&s->lock);
 	atomic_fetch_add(&s->nwaiters, 1);
 	int err = 0;
 	if (!trywait(s)) {
-		bool woken = parkq_wait(&s->q, &s->lock, deadline, false, waitReasonSemacquire, NULL);
+		bool woken = parkq_wait_then(&s->q, &s->lock, deadline, false, cancelable,
+		                             waitReasonSemacquire, NULL, NULL, NULL);
 		lock(&s->lock);
 		/* Woken: a poster handed us its unit. */
 		if (!woken)
-			err = ETIMEDOUT;
+			err = deadline && nanotime() >= deadline ? ETIMEDOUT : EINTR;
 	}
 	atomic_fetch_sub(&s->nwaiters, 1);
 	unlock(&s->lock);
@@ -92,7 +94,11 @@ static int timedwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
 			return -1;
 		}
 	}
-	err = wait_slow(s, deadline);
+	while ((err = wait_slow(s, deadline, cancel_enabled())) == EINTR) {
+		pthread_testcancel();
+		if (trywait(s))
+			return 0;
+	}
 	if (err) {
 		errno = err;
 		return -1;

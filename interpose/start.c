@@ -50,6 +50,7 @@ static void resolve_all(void)
 	RESOLVE(pthread_setname_np, "pthread_setname_np", "GLIBC_2.34");
 	RESOLVE(pthread_getname_np, "pthread_getname_np", "GLIBC_2.34");
 	RESOLVE(sched_yield, "sched_yield", V_BASE);
+	RESOLVE(pthread_cancel, "pthread_cancel", "GLIBC_2.34");
 	RESOLVE(sem_init, "sem_init", "GLIBC_2.34");
 	RESOLVE(sem_destroy, "sem_destroy", "GLIBC_2.34");
 	RESOLVE(sem_wait, "sem_wait", "GLIBC_2.34");

@@ -63,14 +63,23 @@ INTERPOSE_COMPAT(pthread_create, V_BASE, base);
 static int join(pthread_t t, void **ret, bool try, clockid_t c, const struct timespec *abstime)
 {
 	struct gthread *th = thread_of(t);
+	if (!try)
+		pthread_testcancel(); /* a cancellation point */
 	interpose_enter();
-	int err = thread_join(th, 0, true, ret);
+	int err = thread_join(th, 0, true, false, ret);
 	if (err == EBUSY && !try) {
 		int64_t deadline = 0;
 		if (abstime)
 			deadline = deadline_from(c, abstime, &err);
-		if (!abstime || !err)
-			err = thread_join(th, deadline, false, ret);
+		while (!abstime || !err) {
+			bool cancelable = cancel_enabled();
+			err = thread_join(th, deadline, false, cancelable, ret);
+			if (err != EINTR)
+				break;
+			interpose_leave();
+			pthread_testcancel();
+			interpose_enter();
+		}
 	}
 	interpose_leave();
 	return err;
@@ -128,6 +137,28 @@ EXPORT int goshim_pthread_detach(pthread_t t)
 }
 INTERPOSE(pthread_detach, "GLIBC_2.34");
 INTERPOSE_COMPAT(pthread_detach, V_BASE, base);
+
+/* glibc marks the thread cancelled (and acts at once on itself with the
+ * asynchronous type); a pthread-goroutine parked in a cancellable wait is
+ * woken to act on it. glibc's signal for the asynchronous type cannot
+ * reach a goroutine (its tid is made up). */
+EXPORT int goshim_pthread_cancel(pthread_t t)
+{
+	struct gthread *th;
+	if (!interposing() || !(th = thread_of(t)))
+		return real.pthread_cancel(t);
+	int err = real.pthread_cancel(t);
+	if (err == ESRCH) /* the signal to the made-up tid; the thread is there */
+		err = 0;
+	if (err)
+		return err;
+	interpose_enter();
+	parkq_cancel(th->g);
+	interpose_leave();
+	return 0;
+}
+INTERPOSE(pthread_cancel, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_cancel, V_BASE, base);
 
 EXPORT __attribute__((noreturn)) void goshim_pthread_exit(void *value)
 {

@@ -9,12 +9,17 @@
  * around every call here.
  *
  * Invariants:
- *  - g.parkstate: PARK_IDLE -> PARK_WAITING (the waiter, before it parks)
- *    -> PARK_WOKEN (a waker, holding the queue lock) or PARK_TIMEDOUT (the
- *    waiter's timer, without the lock) -> PARK_IDLE (the waiter, awake).
+ *  - g.parkstate: PARK_IDLE -> PARK_WAITING or PARK_WAITING_CANCEL (the
+ *    waiter, before it parks) -> PARK_WOKEN (a waker, holding the queue
+ *    lock) or PARK_TIMEDOUT (the waiter's timer, or pthread_cancel for a
+ *    cancellable wait, without the lock) -> PARK_IDLE (the waiter, awake).
  *    Exactly one CAS wins, and the winner readies the goroutine; a waker
  *    that loses skips the timed-out waiter and wakes the next one, so no
  *    wake-up is lost to a timeout.
+ *  - A canceller that wins readies the goroutine only once parkq_commit
+ *    has finished (g.parkcommitted), as a waker, who needs the queue lock,
+ *    cannot before. A cancellation requested before the wait committed is
+ *    seen by parkq_commit itself, which then vetoes the park.
  *  - The deadline timer is armed on g0 after the goroutine is _Gwaiting
  *    (parkq_commit, as Go's resetForSleep), so it can never ready a
  *    running goroutine.
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 
 #include "runtime/runtime.h"
+#include "runtime/thread.h"
 
 static void unlink_sudog(struct parkq *q, struct sudog *s)
 {
@@ -41,18 +47,49 @@ static void unlink_sudog(struct parkq *q, struct sudog *s)
 	s->parkq = NULL;
 }
 
+/* Moves a waiting goroutine to state to; true if this caller did. */
+static bool park_claim(struct g *gp, uint32_t to)
+{
+	uint32_t s = atomic_load(&gp->parkstate);
+	while (s == PARK_WAITING || s == PARK_WAITING_CANCEL) {
+		if (atomic_compare_exchange_weak(&gp->parkstate, &s, to))
+			return true;
+	}
+	return false;
+}
+
 static void parkTimeout(void *arg, uintptr_t seq, int64_t delay)
 {
 	(void)seq;
 	(void)delay;
 	struct g *gp = arg;
-	uint32_t exp = PARK_WAITING;
-	if (atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT))
+	if (park_claim(gp, PARK_TIMEDOUT))
 		goready(gp);
+}
+
+/* pthread_cancel of a pthread-goroutine: ends its cancellable wait, if it
+ * is in one, as a timeout would. */
+bool parkq_cancel(struct g *gp)
+{
+	uint32_t exp = PARK_WAITING_CANCEL;
+	if (!atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT))
+		return false;
+	while (!atomic_load(&gp->parkcommitted))
+		procyield(10);
+	goready(gp);
+	return true;
 }
 
 static bool parkq_commit(struct g *gp, void *l)
 {
+	if (atomic_load(&gp->parkstate) == PARK_WAITING_CANCEL && gp->thread &&
+	    tls_canceled(gp->thread->tp)) {
+		uint32_t exp = PARK_WAITING_CANCEL;
+		if (atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT)) {
+			unlock(l);
+			return false; /* cancelled before it parked: run on */
+		}
+	}
 	if (gp->parkdeadline) {
 		struct timer *t = gp->parktimer;
 		if (!t) {
@@ -65,18 +102,21 @@ static bool parkq_commit(struct g *gp, void *l)
 		timer_reset(t, gp->parkdeadline);
 	}
 	unlock(l);
+	atomic_store(&gp->parkcommitted, true);
 	return true;
 }
 
 bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val)
 {
-	return parkq_wait_then(q, l, deadline, lifo, reason, val, NULL, NULL);
+	return parkq_wait_then(q, l, deadline, lifo, false, reason, val, NULL, NULL);
 }
 
 /* parkq_wait that calls enqueued(arg) once the goroutine is on the queue,
- * with l still held (a condvar waiter releases the user's mutex there). */
-bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
+ * with l still held (a condvar waiter releases the user's mutex there).
+ * A cancellable wait also ends, as if timed out, when the goroutine's
+ * pthread is cancelled (parkq_cancel). */
+bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, bool cancelable,
                      enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg)
 {
 	struct g *gp = getg();
@@ -99,7 +139,8 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
 		q->tail = s;
 	}
 	gp->parkdeadline = deadline;
-	atomic_store(&gp->parkstate, PARK_WAITING);
+	atomic_store(&gp->parkcommitted, false);
+	atomic_store(&gp->parkstate, cancelable ? PARK_WAITING_CANCEL : PARK_WAITING);
 	if (enqueued)
 		enqueued(arg);
 	gopark(parkq_commit, l, reason);
@@ -133,8 +174,7 @@ struct g *parkq_wake(struct parkq *q, uintptr_t val)
 		unlink_sudog(q, s);
 		struct g *gp = s->g;
 		s->elem = (void *)val;
-		uint32_t exp = PARK_WAITING;
-		if (atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_WOKEN))
+		if (park_claim(gp, PARK_WOKEN))
 			return gp;
 		/* Timed out: its timer readies it; wake the next one instead. */
 	}

@@ -186,6 +186,7 @@ struct g {
 	struct coro *corog;      /* the coro this goroutine runs (corostart) */
 	_Atomic uint32_t parkstate; /* parkq.c: PARK_* */
 	int64_t parkdeadline;    /* parkq.c: nanotime deadline, 0 for none */
+	_Atomic bool parkcommitted; /* parkq.c: parked for good (a canceller may ready it) */
 	struct timer *parktimer; /* parkq.c: the deadline's timer, made on first use */
 	struct gthread *thread;  /* thread.c: the pthread this goroutine is, if any */
 	int user_errno;          /* interpose/: the caller's errno, kept across the runtime */
@@ -526,11 +527,12 @@ extern bool debug_exitstats;
 /* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
-enum { PARK_IDLE, PARK_WAITING, PARK_WOKEN, PARK_TIMEDOUT };
+enum { PARK_IDLE, PARK_WAITING, PARK_WAITING_CANCEL, PARK_WOKEN, PARK_TIMEDOUT };
 bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val);
-bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
+bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, bool cancelable,
                      enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg);
+bool parkq_cancel(struct g *gp);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
 
 /* tls.c: a glibc thread identity (static TLS + struct pthread) per
@@ -554,6 +556,7 @@ void tls_set_record(uintptr_t tp, void *marker, void *rec);
 void tls_start(void);
 void tls_exit(void);
 void *tls_cleanup_jmp_buf_slot(void);
+bool tls_canceled(uintptr_t tp);
 void tls_wrap_setxid(void);
 
 /* proc.c: starts gp (new or dead) as a pthread-goroutine. */

@@ -304,9 +304,10 @@ nomem:
 }
 
 /* Waits until th has exited or the deadline (nanotime, 0 for none)
- * passes: 0, ETIMEDOUT, EBUSY (try, not exited), EINVAL or EDEADLK. The
- * caller holds a P. */
-int thread_join(struct gthread *th, int64_t deadline, bool try, void **ret)
+ * passes: 0, ETIMEDOUT, EBUSY (try, not exited), EINVAL, EDEADLK, or
+ * EINTR when a cancellable wait was ended by pthread_cancel. The caller
+ * holds a P. */
+int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable, void **ret)
 {
 	struct gthread *self = thread_self();
 	if (th == self)
@@ -329,14 +330,16 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, void **ret)
 		th->joining = true;
 		if (self)
 			self->joining_target = th;
-		bool woken = parkq_wait(&th->joinq, &th->lock, deadline, false, waitReasonThreadJoin, NULL);
+		bool woken = parkq_wait_then(&th->joinq, &th->lock, deadline, false, cancelable,
+		                             waitReasonThreadJoin, NULL, NULL, NULL);
 		if (self)
 			self->joining_target = NULL;
 		lock(&th->lock);
 		th->joining = false;
 		if (!woken && !(atomic_load(&th->state) & THREAD_EXITED)) {
 			unlock(&th->lock);
-			return ETIMEDOUT;
+			/* Not a timeout: pthread_cancel ended the wait. */
+			return deadline && nanotime() >= deadline ? ETIMEDOUT : EINTR;
 		}
 	}
 	unlock(&th->lock);

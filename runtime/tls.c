@@ -338,6 +338,14 @@ void tls_start(void)
 	errno = 0;
 }
 
+/* Has pthread_cancel been called on the identity (and it is not exiting)?
+ * glibc's cancelhandling bits: CANCELED 8, EXITING 16, TERMINATED 32. */
+bool tls_canceled(uintptr_t tp)
+{
+	int ch = __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
+	return (ch & 8) && !(ch & (16 | 32));
+}
+
 void *tls_cleanup_jmp_buf_slot(void)
 {
 	return pd_of(goshim_arch_tls_base()) + OFF_CLEANUP_JMP_BUF;
