@@ -74,7 +74,9 @@ static int wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk, const stru
 	bool woken = parkq_wait_then(C_QUEUE(c), C_QLOCK(c), deadline, false, cancelable,
 	                             waitReasonSyncCondWait, NULL, release_mutex, m);
 	interpose_leave();
-	mutex_relock(m);
+	int relocked = mutex_relock(m);
+	if (relocked)
+		return relocked; /* EOWNERDEAD (held) or ENOTRECOVERABLE */
 	if (woken)
 		return 0;
 	/* Cancelled: act on it with the mutex held, as NPTL does. */

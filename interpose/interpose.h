@@ -131,7 +131,7 @@ int64_t deadline_from(clockid_t c, const struct timespec *abstime, int *err);
 /* interpose/mutex.c, for the condvar. */
 int mutex_unlock(pthread_mutex_t *m, bool entered);
 int mutex_unlock_check(pthread_mutex_t *m);
-void mutex_relock(pthread_mutex_t *m);
+int mutex_relock(pthread_mutex_t *m);
 void mutex_owner_died(struct gthread *th);
 
 /* Would a cancellation act on the caller now? Only pthread-goroutines'

@@ -25,9 +25,11 @@
  * becomes PTHREAD_MUTEX_NOTRECOVERABLE, as with NPTL.
  *
  * Invariants: a waiter publishes itself (__lock = 2) and enqueues under
- * the queue lock; an unlocker that saw 2 wakes the head under that lock,
- * so no wake-up is lost. A woken waiter competes again (barging, as Go's
- * sync.Mutex in normal mode) and requeues at the head if it loses.
+ * the queue lock; an unlocker that does not see a plain 1 with the queue
+ * lock free takes the queue lock and hands the mutex, still locked, to the
+ * first waiter (or lets it go if there is none), so no wake-up is lost and
+ * the unlocker never touches a mutex someone else owns. A free mutex may be
+ * taken by anyone (barging, as Go's sync.Mutex in normal mode).
  */
 #include <errno.h>
 #include <limits.h>
@@ -150,7 +152,11 @@ static int lock_slow(pthread_mutex_t *m, int64_t deadline)
 			unlock(M_QLOCK(m));
 			return 0;
 		}
-		if (!parkq_wait(M_QUEUE(m), M_QLOCK(m), deadline, requeue, waitReasonSyncMutexLock, NULL))
+		uintptr_t handed = 0;
+		if (parkq_wait(M_QUEUE(m), M_QLOCK(m), deadline, requeue, waitReasonSyncMutexLock, &handed) &&
+		    handed)
+			return 0; /* the unlocker handed it over, still locked */
+		if (deadline && nanotime() >= deadline)
 			return ETIMEDOUT;
 		requeue = true;
 	}
@@ -183,7 +189,8 @@ static int lock_common(pthread_mutex_t *m, int id, clockid_t c, const struct tim
 static int relock(pthread_mutex_t *m, int id, bool try)
 {
 	int type = m->__data.__kind & KIND_TYPE_MASK;
-	if ((m->__data.__owner != id && !(m->__data.__owner == OWNER_INCONSISTENT && robust(m))) || atomic_load_explicit(M_LOCK(m), memory_order_relaxed) == 0)
+	if ((m->__data.__owner != id &&
+	     !(m->__data.__owner == OWNER_INCONSISTENT && robust(m) && thread_self_holds(m))) || atomic_load_explicit(M_LOCK(m), memory_order_relaxed) == 0)
 		return -1;
 	if (type == PTHREAD_MUTEX_RECURSIVE) {
 		if (m->__data.__count == UINT_MAX)
@@ -260,6 +267,8 @@ INTERPOSE_COMPAT(pthread_mutex_trylock, V_BASE, base);
  * is true. */
 int mutex_unlock(pthread_mutex_t *m, bool entered)
 {
+	if (pshared(m))
+		return real.pthread_mutex_unlock(m);
 	int err = mutex_unlock_check(m);
 	if (err)
 		return err;
@@ -281,12 +290,20 @@ static int release(pthread_mutex_t *m, int owner, bool entered)
 {
 	m->__data.__owner = owner;
 	m->__data.__count = 0;
-	if (atomic_exchange(M_LOCK(m), 0) != 2)
+	int exp = 1;
+	if (atomic_load(&M_QLOCK(m)->key) == 0 && atomic_compare_exchange_strong(M_LOCK(m), &exp, 0))
 		return 0;
+	/* Maybe waiters. This thread's last touch of the mutex must come
+	 * before anyone can own it again (a program may free a mutex once it
+	 * owns it): with a waiter the lock is handed to it, still held; without
+	 * one it is let go under the queue lock, which an unlocker that got it
+	 * meanwhile waits for (it saw the queue lock held). */
 	if (!entered)
 		interpose_enter();
 	lock(M_QLOCK(m));
-	struct g *gp = parkq_wake(M_QUEUE(m), 0);
+	struct g *gp = parkq_wake(M_QUEUE(m), 1);
+	if (!gp)
+		atomic_store(M_LOCK(m), 0);
 	unlock(M_QLOCK(m));
 	if (gp)
 		goready(gp);
@@ -299,6 +316,8 @@ static int release(pthread_mutex_t *m, int owner, bool entered)
  * the checking types) or 0. */
 int mutex_unlock_check(pthread_mutex_t *m)
 {
+	if (pshared(m))
+		return 0; /* glibc's unlock reports its own errors */
 	if (bad_kind(m))
 		return EINVAL;
 	int type = m->__data.__kind & KIND_TYPE_MASK;
@@ -328,13 +347,18 @@ void mutex_owner_died(struct gthread *th)
 	th->robustcap = 0;
 }
 
-/* Takes m for a returning condvar waiter (no deadline). */
-void mutex_relock(pthread_mutex_t *m)
+/* Takes m for a returning condvar waiter (no deadline): 0, or what the
+ * lock gave (EOWNERDEAD, ENOTRECOVERABLE). Mutexes glibc keeps go back to
+ * glibc. */
+int mutex_relock(pthread_mutex_t *m)
 {
+	if (pshared(m))
+		return real.pthread_mutex_lock(m);
 	int id = self_id();
-	if (relock(m, id, false) == 0)
-		return;
-	lock_common(m, id, CLOCK_REALTIME, NULL);
+	int err = relock(m, id, false);
+	if (err >= 0)
+		return err;
+	return lock_common(m, id, CLOCK_REALTIME, NULL);
 }
 
 EXPORT int goshim_pthread_mutex_unlock(pthread_mutex_t *m)

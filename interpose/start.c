@@ -141,9 +141,14 @@ int64_t deadline_from(clockid_t c, const struct timespec *abstime, int *err)
 		return 0;
 	}
 	*err = 0;
-	int64_t rel = ((int64_t)abstime->tv_sec - now.tv_sec) * 1000000000LL +
-	              (abstime->tv_nsec - now.tv_nsec);
 	int64_t t = nanotime();
+	/* Far deadlines (tv_sec = LONG_MAX for "for ever") saturate. */
+	if (abstime->tv_sec < now.tv_sec)
+		return 1;
+	int64_t sec = (int64_t)abstime->tv_sec - (int64_t)now.tv_sec;
+	if (abstime->tv_sec > now.tv_sec && sec > (INT64_MAX - t) / 1000000000LL - 1)
+		return INT64_MAX;
+	int64_t rel = sec * 1000000000LL + (abstime->tv_nsec - now.tv_nsec);
 	if (rel <= 0)
 		return 1;
 	if (rel > INT64_MAX - t)

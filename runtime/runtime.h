@@ -550,6 +550,8 @@ uintptr_t tls_build(uintptr_t hi, uintptr_t *lo, struct g *gp, const struct tls_
 bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stackinfo *si);
 void tls_free(uintptr_t tp);
 int tls_tid(uintptr_t tp);
+uintptr_t tls_pthread_of(uintptr_t tp);
+uintptr_t tls_tp_of(uintptr_t pthread);
 int tls_self_tid(void);
 void *tls_thread_record(uintptr_t tp, void *marker);
 void tls_set_record(uintptr_t tp, void *marker, void *rec);

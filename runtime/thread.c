@@ -11,13 +11,12 @@
  * identity live and die together.
  *
  * Invariants:
- *  - gthread.state only gains bits (atomic fetch_or): EXITED when the
- *    start routine has finished and the result is stored (under
- *    gthread.lock, joiners woken), GONE when the goroutine no longer runs
- *    on the unit (set on g0 by thread_gone), DETACHED or JOINED when
- *    nobody will read the result. The unit is released by whoever adds the
- *    second of {GONE, DETACHED|JOINED}: exactly one party sees the other
- *    bit already set.
+ *  - gthread.state only gains bits, always under gthread.lock: EXITED and
+ *    GONE together, on g0 once the goroutine no longer runs on the unit
+ *    (thread_gone: the result is stored, joiners are woken), DETACHED or
+ *    JOINED when nobody will read the result. The unit is released, after
+ *    the lock is let go, by whoever adds the second of {GONE,
+ *    DETACHED|JOINED}: exactly one party sees the other bit already set.
  *  - A released unit of the default size keeps its identity and goes to
  *    the unit pool; the next pthread_create recycles it (tls_recycle).
  *    Other units are unmapped; their G goes to the spare list.
@@ -77,8 +76,9 @@ struct gthread *thread_of(pthread_t t)
 {
 	if (!tls_enabled || !t)
 		return NULL;
-	struct gthread *th = tls_thread_record((uintptr_t)t, (void *)thread_marker);
-	if (!th || th->magic != GTHREAD_MAGIC || th->tp != (uintptr_t)t)
+	uintptr_t tp = tls_tp_of((uintptr_t)t);
+	struct gthread *th = tls_thread_record(tp, (void *)thread_marker);
+	if (!th || th->magic != GTHREAD_MAGIC || th->tp != tp)
 		return NULL;
 	return th;
 }
@@ -152,7 +152,7 @@ static void unit_release(struct gthread *th)
 	}
 	/* Deep pages go back before the unit waits in the pool. */
 	struct g *gp = th->g;
-	uintptr_t keep = th->hi - 64 * 1024;
+	uintptr_t keep = ((uintptr_t)th & ~(uintptr_t)4095) - 16 * 1024;
 	if (gp->stack.touched_lo < keep && keep > th->mem.lo)
 		madvise((void *)th->mem.lo, keep - th->mem.lo, MADV_DONTNEED);
 	lock(&unitlock);
@@ -187,12 +187,6 @@ static void thread_main(void *arg)
 	if (th->robust)
 		thread_robust_exit(th);
 	runtime_enter();
-	lock(&th->lock);
-	atomic_fetch_or(&th->state, THREAD_EXITED);
-	struct g *joiner = parkq_wake(&th->joinq, 0);
-	unlock(&th->lock);
-	if (joiner)
-		goready(joiner);
 	lock(&livelock);
 	struct g *w = NULL;
 	if (--live_threads == 0)
@@ -207,11 +201,18 @@ static void thread_main(void *arg)
 	runtime_leave();
 }
 
+/* On g0, once nothing runs on the unit: only now may a joiner return (it
+ * may free a user stack) and the unit be released. */
 void thread_gone(struct g *gp)
 {
 	struct gthread *th = gp->thread;
-	uint32_t old = atomic_fetch_or(&th->state, THREAD_GONE);
-	if (old & (THREAD_DETACHED | THREAD_JOINED))
+	lock(&th->lock);
+	uint32_t old = atomic_fetch_or(&th->state, THREAD_EXITED | THREAD_GONE);
+	struct g *joiner = parkq_wake(&th->joinq, 0);
+	unlock(&th->lock);
+	if (joiner)
+		goready(joiner);
+	if (old & THREAD_DETACHED)
 		unit_release(th);
 }
 
@@ -288,7 +289,7 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
 	lock(&livelock);
 	live_threads++;
 	unlock(&livelock);
-	*out = (pthread_t)th->tp;
+	*out = (pthread_t)tls_pthread_of(th->tp);
 	newproc_thread(gp, thread_main, th, gp->stack.hi, th->tp, pc);
 	return 0;
 nomem:
@@ -311,7 +312,7 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable,
 {
 	struct gthread *self = thread_self();
 	if (th == self)
-		return EDEADLK;
+		return try ? EBUSY : EDEADLK; /* glibc's tryjoin: still running */
 	lock(&th->lock);
 	uint32_t st = atomic_load(&th->state);
 	if (st & (THREAD_DETACHED | THREAD_JOINED) || th->joining) {
@@ -342,12 +343,11 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable,
 			return deadline && nanotime() >= deadline ? ETIMEDOUT : EINTR;
 		}
 	}
-	unlock(&th->lock);
 	if (ret)
 		*ret = th->result;
-	uint32_t old = atomic_fetch_or(&th->state, THREAD_JOINED);
-	if (old & THREAD_GONE)
-		unit_release(th);
+	atomic_fetch_or(&th->state, THREAD_JOINED);
+	unlock(&th->lock);
+	unit_release(th); /* EXITED comes with GONE */
 	return 0;
 }
 

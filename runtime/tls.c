@@ -22,9 +22,11 @@
  *  - Code that runs on the identity (tls_start, tls_exit) runs on the
  *    goroutine itself, whose thread pointer is the identity's.
  *  - A recycled identity keeps libc's own TLS block (malloc's tcache and
- *    arena, which glibc only releases through a private exit path) and
- *    gets everything else afresh; errno and the ctype tables are reset at
- *    start.
+ *    arena, which glibc only releases through a private exit path) and its
+ *    made-up tid, and gets everything else afresh; errno, the ctype tables
+ *    and the locale are reset at start. A destroyed identity leaves its
+ *    libc block and tid to the next one built (struct libc_ident), so tids
+ *    and tcaches are bounded by the most threads alive at once.
  *  - The runtime's own TLS slot (goshim_g) in each identity is preset to
  *    the goroutine, so getg() is right whichever identity is installed.
  */
@@ -34,6 +36,7 @@
 #include <link.h>
 #include <locale.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -59,6 +62,10 @@
 #define OFF_ROBUST_HEAD (736 - PD_DELTA)
 #define OFF_CLEANUP_JMP_BUF (768 - PD_DELTA)
 #define OFF_CANCELHANDLING (776 - PD_DELTA)
+#define OFF_FLAGS (780 - PD_DELTA)
+#define OFF_SCHEDPARAM (1584 - PD_DELTA)
+#define ATTR_FLAG_SCHED_SET 0x20
+#define ATTR_FLAG_POLICY_SET 0x40
 #define OFF_SPECIFIC_1STBLOCK (784 - PD_DELTA)
 #define OFF_SPECIFIC (1296 - PD_DELTA)
 #define OFF_SPECIFIC_USED (1552 - PD_DELTA)
@@ -94,6 +101,18 @@ static size_t libc_tls_size;
 static uintptr_t stack_guard, pointer_guard;
 static uint32_t feature_1;
 static _Atomic int32_t next_tid = 0x20000000;
+static int sched_policy, sched_priority; /* the process's, inherited */
+
+/* libc TLS blocks of destroyed identities (with their made-up tids), kept
+ * for the next identity built: malloc's tcache lives there, and glibc frees
+ * it only on its private thread-exit path. */
+struct libc_ident {
+	struct libc_ident *next;
+	int tid;
+	char block[];
+};
+static mutex_t identlock;
+static struct libc_ident *idents;
 
 static void *(*dl_allocate_tls)(void *);
 static void (*dl_deallocate_tls)(void *, bool);
@@ -200,6 +219,14 @@ bool tls_init(void)
 	libc_tls_size = s.size;
 	resp_off = (intptr_t)((uintptr_t)resp - tp);
 	goshim_g_off = (intptr_t)((uintptr_t)&goshim_g - tp);
+	/* NPTL's new threads inherit their creator's scheduling; goroutines
+	 * get the process's, recorded in the TCB (glibc would otherwise ask
+	 * the kernel about a made-up tid). */
+	struct sched_param sp = {0};
+	sched_policy = sched_getscheduler(0);
+	if (sched_policy < 0 || sched_getparam(0, &sp) != 0)
+		sched_policy = SCHED_OTHER;
+	sched_priority = sp.sched_priority;
 	/* Other threads exist from now on, whatever glibc thinks. */
 	__libc_single_threaded = 0;
 	tls_enabled = true;
@@ -228,7 +255,7 @@ static uintptr_t place(uintptr_t hi, uintptr_t *lo)
 }
 
 /* The fields NPTL's allocate_stack and create_thread set. */
-static void fill(uintptr_t tp, struct g *gp, const struct tls_stackinfo *si)
+static void fill(uintptr_t tp, struct g *gp, const struct tls_stackinfo *si, int tid)
 {
 	char *pd = pd_of(tp);
 #if defined(__x86_64__)
@@ -243,7 +270,10 @@ static void fill(uintptr_t tp, struct g *gp, const struct tls_stackinfo *si)
 #endif
 	void **list = (void **)(pd + OFF_LIST);
 	list[0] = list[1] = list;
-	*(int *)(pd + OFF_TID) = atomic_fetch_add(&next_tid, 1);
+	*(int *)(pd + OFF_TID) = tid ? tid : atomic_fetch_add(&next_tid, 1);
+	*(int *)(pd + OFF_FLAGS) = ATTR_FLAG_SCHED_SET | ATTR_FLAG_POLICY_SET;
+	*(int *)(pd + OFF_SCHEDPOLICY) = sched_policy;
+	*(int *)(pd + OFF_SCHEDPARAM) = sched_priority;
 	/* An empty robust list: {head = &head, futex_offset, pending = NULL}. */
 	void **robust = (void **)(pd + OFF_ROBUST_HEAD);
 	robust[0] = robust;
@@ -268,7 +298,18 @@ uintptr_t tls_build(uintptr_t hi, uintptr_t *lo, struct g *gp, const struct tls_
 	uintptr_t tp = place(hi, lo);
 	if (!dl_allocate_tls((void *)tp))
 		return 0;
-	fill(tp, gp, si);
+	lock(&identlock);
+	struct libc_ident *id = idents;
+	if (id)
+		idents = id->next;
+	unlock(&identlock);
+	int tid = 0;
+	if (id) {
+		memcpy((void *)(tp + libc_tls_off), id->block, libc_tls_size);
+		tid = id->tid;
+		free(id);
+	}
+	fill(tp, gp, si, tid);
 	return tp;
 }
 
@@ -283,6 +324,7 @@ bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stac
 	char libc_block[libc_tls_size];
 	memcpy(libc_block, (void *)(tp + libc_tls_off), libc_tls_size);
 	char *pd = pd_of(tp);
+	int tid = *(int *)(pd + OFF_TID);
 	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
 	free(*(void **)(pd + OFF_STRERROR_L_BUF));
 	dl_deallocate_tls((void *)tp, false);
@@ -290,17 +332,39 @@ bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stac
 	if (!dl_allocate_tls((void *)tp))
 		return false;
 	memcpy((void *)(tp + libc_tls_off), libc_block, libc_tls_size);
-	fill(tp, gp, si);
+	fill(tp, gp, si, tid);
 	return true;
 }
 
-/* Frees an identity's heap parts (the memory itself is the caller's). */
+/* Frees an identity's heap parts (the memory itself is the caller's);
+ * its libc block and tid go to the next identity built. */
 void tls_free(uintptr_t tp)
 {
 	char *pd = pd_of(tp);
+	struct libc_ident *id = malloc(sizeof *id + libc_tls_size);
+	if (id) {
+		id->tid = *(int *)(pd + OFF_TID);
+		memcpy(id->block, (void *)(tp + libc_tls_off), libc_tls_size);
+		lock(&identlock);
+		id->next = idents;
+		idents = id;
+		unlock(&identlock);
+	}
 	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
 	free(*(void **)(pd + OFF_STRERROR_L_BUF));
 	dl_deallocate_tls((void *)tp, false);
+}
+
+/* pthread_t is the struct pthread: the thread pointer on x86-64, below it
+ * on aarch64. */
+uintptr_t tls_pthread_of(uintptr_t tp)
+{
+	return (uintptr_t)pd_of(tp);
+}
+
+uintptr_t tls_tp_of(uintptr_t pthread)
+{
+	return pthread + (PD_DELTA ? PTHREAD_SIZE : 0);
 }
 
 int tls_tid(uintptr_t tp)
