@@ -26,10 +26,11 @@
  *
  * Invariants: a waiter publishes itself (__lock = 2) and enqueues under
  * the queue lock; an unlocker that does not see a plain 1 with the queue
- * lock free takes the queue lock and hands the mutex, still locked, to the
- * first waiter (or lets it go if there is none), so no wake-up is lost and
- * the unlocker never touches a mutex someone else owns. A free mutex may be
- * taken by anyone (barging, as Go's sync.Mutex in normal mode).
+ * lock free takes the queue lock, wakes the first waiter and lets the
+ * mutex go under it, so no wake-up is lost; an unlocker never touches the
+ * mutex after someone else could have unlocked and freed it. A free mutex
+ * may be taken by anyone (barging, as Go's sync.Mutex in normal mode); a
+ * woken waiter that loses requeues at the head.
  */
 #include <errno.h>
 #include <limits.h>
@@ -152,11 +153,8 @@ static int lock_slow(pthread_mutex_t *m, int64_t deadline)
 			unlock(M_QLOCK(m));
 			return 0;
 		}
-		uintptr_t handed = 0;
-		if (parkq_wait(M_QUEUE(m), M_QLOCK(m), deadline, requeue, waitReasonSyncMutexLock, &handed) &&
-		    handed)
-			return 0; /* the unlocker handed it over, still locked */
-		if (deadline && nanotime() >= deadline)
+		if (!parkq_wait(M_QUEUE(m), M_QLOCK(m), deadline, requeue, waitReasonSyncMutexLock, NULL) &&
+		    deadline && nanotime() >= deadline)
 			return ETIMEDOUT;
 		requeue = true;
 	}
@@ -293,17 +291,19 @@ static int release(pthread_mutex_t *m, int owner, bool entered)
 	int exp = 1;
 	if (atomic_load(&M_QLOCK(m)->key) == 0 && atomic_compare_exchange_strong(M_LOCK(m), &exp, 0))
 		return 0;
-	/* Maybe waiters. This thread's last touch of the mutex must come
-	 * before anyone can own it again (a program may free a mutex once it
-	 * owns it): with a waiter the lock is handed to it, still held; without
-	 * one it is let go under the queue lock, which an unlocker that got it
-	 * meanwhile waits for (it saw the queue lock held). */
+	/* Maybe waiters: wake the first, who competes again (barging keeps a
+	 * contended mutex with its running holder, as Go's sync.Mutex does in
+	 * normal mode, instead of a context switch per hand-over). The lock is
+	 * let go under the queue lock: an unlocker that takes it meanwhile sees
+	 * the queue lock held and waits for it, so this thread's last touch of
+	 * the mutex comes before anyone can unlock, destroy and free it (glibc
+	 * bug 13690's pattern). The woken waiter marks the lock contended (2)
+	 * again for the waiters behind it. */
 	if (!entered)
 		interpose_enter();
 	lock(M_QLOCK(m));
-	struct g *gp = parkq_wake(M_QUEUE(m), 1);
-	if (!gp)
-		atomic_store(M_LOCK(m), 0);
+	struct g *gp = parkq_wake(M_QUEUE(m), 0);
+	atomic_store(M_LOCK(m), 0);
 	unlock(M_QLOCK(m));
 	if (gp)
 		goready(gp);

@@ -31,7 +31,7 @@ static void create_join(long n)
 			exit(1);
 		}
 	}
-	bench_result("create_join", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+	bench_result("pt_create_join", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
 }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -65,7 +65,7 @@ static void pingpong(long n)
 		fprintf(stderr, "pthreads: pingpong: %ld turns, want %ld\n", turn, 2 * n);
 		exit(1);
 	}
-	bench_result("pingpong", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+	bench_result("pt_pingpong", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
 }
 
 static long counter;
@@ -95,7 +95,7 @@ static void contended(long n)
 		fprintf(stderr, "pthreads: contended: %ld increments, want %ld\n", counter, n);
 		exit(1);
 	}
-	bench_result("contended", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+	bench_result("pt_contended", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
 }
 
 static long parked_n, arrived;
@@ -149,7 +149,7 @@ static void parked(long n)
 	pthread_mutex_unlock(&mu);
 	for (long i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
-	bench_result("parked", (double)(after - before) / (double)n, "KiB");
+	bench_result("pt_parked", (double)(after - before) / (double)n, "KiB");
 	free(t);
 }
 

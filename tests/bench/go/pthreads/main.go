@@ -27,7 +27,7 @@ func createJoin(n int) {
 		go func() { close(done) }()
 		<-done
 	}
-	fmt.Printf("RESULT create_join %.3f ns/op\n", perOp(t0, n))
+	fmt.Printf("RESULT pt_create_join %.3f ns/op\n", perOp(t0, n))
 }
 
 func pingpong(n int) {
@@ -52,7 +52,7 @@ func pingpong(n int) {
 	go player(0)
 	go player(1)
 	wg.Wait()
-	fmt.Printf("RESULT pingpong %.3f ns/op\n", perOp(t0, n))
+	fmt.Printf("RESULT pt_pingpong %.3f ns/op\n", perOp(t0, n))
 }
 
 func contended(n int) {
@@ -78,7 +78,7 @@ func contended(n int) {
 		fmt.Fprintf(os.Stderr, "contended: %d increments, want %d\n", counter, n)
 		os.Exit(1)
 	}
-	fmt.Printf("RESULT contended %.3f ns/op\n", perOp(t0, n))
+	fmt.Printf("RESULT pt_contended %.3f ns/op\n", perOp(t0, n))
 }
 
 func rssKiB() int {
@@ -123,7 +123,7 @@ func parked(n int) {
 	wake.Broadcast()
 	mu.Unlock()
 	wg.Wait()
-	fmt.Printf("RESULT parked %.3f KiB\n", float64(after-before)/float64(n))
+	fmt.Printf("RESULT pt_parked %.3f KiB\n", float64(after-before)/float64(n))
 }
 
 func main() {
