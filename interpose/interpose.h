@@ -55,6 +55,9 @@ struct real_fns {
 	int (*pthread_getname_np)(pthread_t, char *, size_t);
 	int (*sched_yield)(void);
 	int (*pthread_cancel)(pthread_t);
+	int (*pthread_barrier_init)(pthread_barrier_t *, const pthread_barrierattr_t *, unsigned);
+	int (*pthread_barrier_wait)(pthread_barrier_t *);
+	int (*pthread_barrier_destroy)(pthread_barrier_t *);
 	int (*sem_init)(sem_t *, int, unsigned int);
 	int (*sem_destroy)(sem_t *);
 	int (*sem_wait)(sem_t *);

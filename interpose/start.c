@@ -51,6 +51,9 @@ static void resolve_all(void)
 	RESOLVE(pthread_getname_np, "pthread_getname_np", "GLIBC_2.34");
 	RESOLVE(sched_yield, "sched_yield", V_BASE);
 	RESOLVE(pthread_cancel, "pthread_cancel", "GLIBC_2.34");
+	RESOLVE(pthread_barrier_init, "pthread_barrier_init", "GLIBC_2.34");
+	RESOLVE(pthread_barrier_wait, "pthread_barrier_wait", "GLIBC_2.34");
+	RESOLVE(pthread_barrier_destroy, "pthread_barrier_destroy", "GLIBC_2.34");
 	RESOLVE(sem_init, "sem_init", "GLIBC_2.34");
 	RESOLVE(sem_destroy, "sem_destroy", "GLIBC_2.34");
 	RESOLVE(sem_wait, "sem_wait", "GLIBC_2.34");
