@@ -54,6 +54,17 @@ static void resolve_all(void)
 	RESOLVE(pthread_barrier_init, "pthread_barrier_init", "GLIBC_2.34");
 	RESOLVE(pthread_barrier_wait, "pthread_barrier_wait", "GLIBC_2.34");
 	RESOLVE(pthread_barrier_destroy, "pthread_barrier_destroy", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_init, "pthread_rwlock_init", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_destroy, "pthread_rwlock_destroy", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_rdlock, "pthread_rwlock_rdlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_tryrdlock, "pthread_rwlock_tryrdlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_timedrdlock, "pthread_rwlock_timedrdlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_clockrdlock, "pthread_rwlock_clockrdlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_wrlock, "pthread_rwlock_wrlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_trywrlock, "pthread_rwlock_trywrlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_timedwrlock, "pthread_rwlock_timedwrlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_clockwrlock, "pthread_rwlock_clockwrlock", "GLIBC_2.34");
+	RESOLVE(pthread_rwlock_unlock, "pthread_rwlock_unlock", "GLIBC_2.34");
 	RESOLVE(sem_init, "sem_init", "GLIBC_2.34");
 	RESOLVE(sem_destroy, "sem_destroy", "GLIBC_2.34");
 	RESOLVE(sem_wait, "sem_wait", "GLIBC_2.34");

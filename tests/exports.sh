@@ -16,6 +16,9 @@ interposed="pthread_create pthread_join pthread_tryjoin_np pthread_timedjoin_np
   pthread_cond_init pthread_cond_destroy pthread_cond_wait pthread_cond_timedwait
   pthread_cond_clockwait pthread_cond_signal pthread_cond_broadcast sched_yield pthread_yield pthread_cancel
   pthread_barrier_init pthread_barrier_wait pthread_barrier_destroy pthread_spin_lock
+  pthread_rwlock_init pthread_rwlock_destroy pthread_rwlock_rdlock pthread_rwlock_tryrdlock
+  pthread_rwlock_timedrdlock pthread_rwlock_clockrdlock pthread_rwlock_wrlock pthread_rwlock_trywrlock
+  pthread_rwlock_timedwrlock pthread_rwlock_clockwrlock pthread_rwlock_unlock
   sem_init sem_destroy sem_wait sem_trywait sem_timedwait sem_clockwait sem_post sem_getvalue"
 bad=$(printf '%s\n' "$defined" | grep -v '^go_' | grep -v '^GOSHIM_' | grep -v '^GLIBC_' |
   grep -vxF "$(printf '%s\n' $interposed)" || true)

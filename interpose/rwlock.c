@@ -1,0 +1,242 @@
+/*
+ * pthread_rwlock_t as a goroutine-parking lock, in the program's own
+ * object, laid out on glibc's struct __pthread_rwlock_arch_t so that
+ * glibc's initializers (all-zero, PTHREAD_RWLOCK_WRITER_NONRECURSIVE_
+ * INITIALIZER_NP) and pthread_rwlock_init work:
+ *
+ *   __readers        state: WRITER (bit 31) or the number of readers
+ *   __writers        waiters past the fast path (readers and writers)
+ *   __wrphase_futex  the runtime mutex_t guarding the queue
+ *   __writers_futex  writers waiting (they hold back new readers under
+ *                    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP)
+ *   __cur_writer     the writer's owner id (EDEADLK), as in glibc
+ *   __shared         glibc's: 0 private, else process-shared (glibc's code)
+ *   __pad1, __pad2   the wait queue (struct parkq)
+ *   __flags          glibc's kind
+ *
+ * glibc's default prefers readers (PTHREAD_RWLOCK_PREFER_WRITER_NP too);
+ * only the non-recursive writer preference blocks new readers while a
+ * writer waits. A waiter counts itself (__writers) under the queue lock
+ * before it looks at the state; an unlocker lets go first and then looks
+ * at the count, and wakes every waiter to compete again (no lost wake-up).
+ */
+#include <errno.h>
+
+#include "interpose/interpose.h"
+
+#define RW_WRITER 0x80000000u
+#define KIND_PREFER_WRITER_NONRECURSIVE 2
+
+struct grwlock {
+	_Atomic uint32_t state;
+	_Atomic uint32_t nwaiters;
+	mutex_t lock;
+	_Atomic uint32_t wwait;
+	uint32_t pad[2];
+	int cur_writer;
+	int shared;
+	struct parkq q;
+	unsigned int flags;
+};
+_Static_assert(sizeof(struct grwlock) <= sizeof(pthread_rwlock_t), "rwlock size");
+_Static_assert(offsetof(struct grwlock, cur_writer) == offsetof(struct __pthread_rwlock_arch_t, __cur_writer) &&
+               offsetof(struct grwlock, shared) == offsetof(struct __pthread_rwlock_arch_t, __shared) &&
+               offsetof(struct grwlock, flags) == offsetof(struct __pthread_rwlock_arch_t, __flags),
+               "rwlock layout");
+
+static inline struct grwlock *grw(pthread_rwlock_t *rw)
+{
+	return (struct grwlock *)(void *)rw;
+}
+
+static inline bool rw_native(pthread_rwlock_t *rw)
+{
+	return grw(rw)->shared != 0;
+}
+
+/* One attempt without blocking: true if taken. */
+static bool try_read(struct grwlock *l)
+{
+	uint32_t s = atomic_load(&l->state);
+	while (!(s & RW_WRITER)) {
+		if (l->flags == KIND_PREFER_WRITER_NONRECURSIVE && atomic_load(&l->wwait) > 0)
+			return false;
+		if (atomic_compare_exchange_weak(&l->state, &s, s + 1))
+			return true;
+	}
+	return false;
+}
+
+static bool try_write(struct grwlock *l, int id)
+{
+	uint32_t exp = 0;
+	if (!atomic_compare_exchange_strong(&l->state, &exp, RW_WRITER))
+		return false;
+	l->cur_writer = id;
+	return true;
+}
+
+/* Wakes every waiter to compete again; the caller holds a P. */
+static void wake_all(struct grwlock *l)
+{
+	lock(&l->lock);
+	struct g *first = NULL, **tail = &first, *gp;
+	while ((gp = parkq_wake(&l->q, 0)) != NULL) {
+		*tail = gp;
+		tail = &gp->schedlink;
+		*tail = NULL;
+	}
+	unlock(&l->lock);
+	while (first) {
+		gp = first;
+		first = gp->schedlink;
+		gp->schedlink = NULL;
+		goready(gp);
+	}
+}
+
+static int lock_slow(struct grwlock *l, bool writer, int id, clockid_t c,
+                     const struct timespec *abstime)
+{
+	int err = 0;
+	int64_t deadline = 0;
+	if (abstime) {
+		if (c != CLOCK_REALTIME && c != CLOCK_MONOTONIC)
+			return EINVAL;
+		deadline = deadline_from(c, abstime, &err);
+		if (err)
+			return err;
+	}
+	interpose_enter();
+	lock(&l->lock);
+	atomic_fetch_add(&l->nwaiters, 1);
+	if (writer)
+		atomic_fetch_add(&l->wwait, 1);
+	bool requeue = false;
+	for (;;) {
+		if (writer ? try_write(l, id) : try_read(l))
+			break;
+		parkq_wait(&l->q, &l->lock, deadline, requeue, waitReasonSyncRWMutexLock, NULL);
+		lock(&l->lock);
+		if (deadline && nanotime() >= deadline) {
+			if (!(writer ? try_write(l, id) : try_read(l)))
+				err = ETIMEDOUT;
+			break;
+		}
+		requeue = true;
+	}
+	if (writer)
+		atomic_fetch_sub(&l->wwait, 1);
+	atomic_fetch_sub(&l->nwaiters, 1);
+	unlock(&l->lock);
+	/* A writer that gives up may have held readers back. */
+	if (err && writer && l->flags == KIND_PREFER_WRITER_NONRECURSIVE &&
+	    atomic_load(&l->nwaiters) > 0)
+		wake_all(l);
+	interpose_leave();
+	return err;
+}
+
+static int rdlock(pthread_rwlock_t *rw, bool try, clockid_t c, const struct timespec *abstime)
+{
+	struct grwlock *l = grw(rw);
+	if (try_read(l))
+		return 0;
+	if (try)
+		return EBUSY;
+	int id = self_id();
+	if ((atomic_load(&l->state) & RW_WRITER) && l->cur_writer == id)
+		return EDEADLK;
+	return lock_slow(l, false, id, c, abstime);
+}
+
+static int wrlock(pthread_rwlock_t *rw, bool try, clockid_t c, const struct timespec *abstime)
+{
+	struct grwlock *l = grw(rw);
+	int id = self_id();
+	if (try_write(l, id))
+		return 0;
+	if ((atomic_load(&l->state) & RW_WRITER) && l->cur_writer == id)
+		return try ? EBUSY : EDEADLK;
+	if (try)
+		return EBUSY;
+	return lock_slow(l, true, id, c, abstime);
+}
+
+#define RW_FN(name, call, native_call, params, ...)                               \
+	EXPORT int goshim_##name params                                           \
+	{                                                                         \
+		if (!interposing() || rw_native(rw))                              \
+			return native_call;                                       \
+		return call;                                                      \
+	}                                                                         \
+	INTERPOSE(name, "GLIBC_2.34");                                            \
+	INTERPOSE_COMPAT(name, __VA_ARGS__)
+
+RW_FN(pthread_rwlock_rdlock, rdlock(rw, false, CLOCK_REALTIME, NULL), real.pthread_rwlock_rdlock(rw),
+      (pthread_rwlock_t *rw), V_BASE, base);
+RW_FN(pthread_rwlock_tryrdlock, rdlock(rw, true, CLOCK_REALTIME, NULL),
+      real.pthread_rwlock_tryrdlock(rw), (pthread_rwlock_t *rw), V_BASE, base);
+RW_FN(pthread_rwlock_timedrdlock, rdlock(rw, false, CLOCK_REALTIME, t),
+      real.pthread_rwlock_timedrdlock(rw, t), (pthread_rwlock_t *rw, const struct timespec *t),
+      V_BASE, base);
+RW_FN(pthread_rwlock_clockrdlock, rdlock(rw, false, c, t), real.pthread_rwlock_clockrdlock(rw, c, t),
+      (pthread_rwlock_t *rw, clockid_t c, const struct timespec *t), "GLIBC_2.30", v230);
+RW_FN(pthread_rwlock_wrlock, wrlock(rw, false, CLOCK_REALTIME, NULL), real.pthread_rwlock_wrlock(rw),
+      (pthread_rwlock_t *rw), V_BASE, base);
+RW_FN(pthread_rwlock_trywrlock, wrlock(rw, true, CLOCK_REALTIME, NULL),
+      real.pthread_rwlock_trywrlock(rw), (pthread_rwlock_t *rw), V_BASE, base);
+RW_FN(pthread_rwlock_timedwrlock, wrlock(rw, false, CLOCK_REALTIME, t),
+      real.pthread_rwlock_timedwrlock(rw, t), (pthread_rwlock_t *rw, const struct timespec *t),
+      V_BASE, base);
+RW_FN(pthread_rwlock_clockwrlock, wrlock(rw, false, c, t), real.pthread_rwlock_clockwrlock(rw, c, t),
+      (pthread_rwlock_t *rw, clockid_t c, const struct timespec *t), "GLIBC_2.30", v230);
+
+EXPORT int goshim_pthread_rwlock_unlock(pthread_rwlock_t *rw)
+{
+	if (!interposing() || rw_native(rw))
+		return real.pthread_rwlock_unlock(rw);
+	struct grwlock *l = grw(rw);
+	uint32_t s = atomic_load(&l->state);
+	if (s & RW_WRITER) {
+		if (l->cur_writer != self_id())
+			return EPERM;
+		l->cur_writer = 0;
+		atomic_store(&l->state, 0);
+	} else {
+		if (s == 0)
+			return EPERM;
+		while (!atomic_compare_exchange_weak(&l->state, &s, s - 1)) {
+			if (s == 0 || (s & RW_WRITER))
+				return EPERM;
+		}
+		if (s - 1 != 0)
+			return 0; /* other readers remain: nobody can be let in */
+	}
+	if (atomic_load(&l->nwaiters) == 0)
+		return 0;
+	interpose_enter();
+	wake_all(l);
+	interpose_leave();
+	return 0;
+}
+INTERPOSE(pthread_rwlock_unlock, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_rwlock_unlock, V_BASE, base);
+
+EXPORT int goshim_pthread_rwlock_init(pthread_rwlock_t *rw, const pthread_rwlockattr_t *attr)
+{
+	interposing(); /* resolves real */
+	/* glibc zeroes the object, then writes the kind and the sharing. */
+	return real.pthread_rwlock_init(rw, attr);
+}
+INTERPOSE(pthread_rwlock_init, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_rwlock_init, V_BASE, base);
+
+EXPORT int goshim_pthread_rwlock_destroy(pthread_rwlock_t *rw)
+{
+	if (!interposing() || rw_native(rw))
+		return real.pthread_rwlock_destroy(rw);
+	return 0; /* as glibc: nothing to free, and no EBUSY */
+}
+INTERPOSE(pthread_rwlock_destroy, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_rwlock_destroy, V_BASE, base);
