@@ -123,22 +123,14 @@ static int wake(pthread_cond_t *c, bool all)
 	if (!__atomic_load_n(&C_QUEUE(c)->head, __ATOMIC_ACQUIRE))
 		return 0;
 	interpose_enter();
-	struct g *first = NULL, **tail = &first;
-	lock(C_QLOCK(c));
-	struct g *gp;
-	while ((gp = parkq_wake(C_QUEUE(c), 0)) != NULL) {
-		*tail = gp;
-		tail = &gp->schedlink;
-		*tail = NULL;
-		if (!all)
-			break;
-	}
-	unlock(C_QLOCK(c));
-	while (first) {
-		gp = first;
-		first = gp->schedlink;
-		gp->schedlink = NULL;
-		goready(gp);
+	if (all) {
+		parkq_wake_all(C_QUEUE(c), C_QLOCK(c));
+	} else {
+		lock(C_QLOCK(c));
+		struct g *gp = parkq_wake(C_QUEUE(c), 0);
+		unlock(C_QLOCK(c));
+		if (gp)
+			goready(gp);
 	}
 	interpose_leave();
 	return 0;

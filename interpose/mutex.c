@@ -354,11 +354,7 @@ int mutex_relock(pthread_mutex_t *m)
 {
 	if (pshared(m))
 		return real.pthread_mutex_lock(m);
-	int id = self_id();
-	int err = relock(m, id, false);
-	if (err >= 0)
-		return err;
-	return lock_common(m, id, CLOCK_REALTIME, NULL);
+	return timedlock(m, CLOCK_REALTIME, NULL);
 }
 
 EXPORT int goshim_pthread_mutex_unlock(pthread_mutex_t *m)

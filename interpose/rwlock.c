@@ -76,25 +76,6 @@ static bool try_write(struct grwlock *l, int id)
 	return true;
 }
 
-/* Wakes every waiter to compete again; the caller holds a P. */
-static void wake_all(struct grwlock *l)
-{
-	lock(&l->lock);
-	struct g *first = NULL, **tail = &first, *gp;
-	while ((gp = parkq_wake(&l->q, 0)) != NULL) {
-		*tail = gp;
-		tail = &gp->schedlink;
-		*tail = NULL;
-	}
-	unlock(&l->lock);
-	while (first) {
-		gp = first;
-		first = gp->schedlink;
-		gp->schedlink = NULL;
-		goready(gp);
-	}
-}
-
 static int lock_slow(struct grwlock *l, bool writer, int id, clockid_t c,
                      const struct timespec *abstime)
 {
@@ -132,7 +113,7 @@ static int lock_slow(struct grwlock *l, bool writer, int id, clockid_t c,
 	/* A writer that gives up may have held readers back. */
 	if (err && writer && l->flags == KIND_PREFER_WRITER_NONRECURSIVE &&
 	    atomic_load(&l->nwaiters) > 0)
-		wake_all(l);
+		parkq_wake_all(&l->q, &l->lock); /* all compete again */
 	interpose_leave();
 	return err;
 }
@@ -216,7 +197,7 @@ EXPORT int goshim_pthread_rwlock_unlock(pthread_rwlock_t *rw)
 	if (atomic_load(&l->nwaiters) == 0)
 		return 0;
 	interpose_enter();
-	wake_all(l);
+	parkq_wake_all(&l->q, &l->lock); /* all compete again */
 	interpose_leave();
 	return 0;
 }

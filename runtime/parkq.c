@@ -167,6 +167,26 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	return woken;
 }
 
+/* Wakes every live waiter of q: takes l, unlinks them all, lets l go and
+ * readies them. The caller holds a P and not l. */
+void parkq_wake_all(struct parkq *q, mutex_t *l)
+{
+	struct g *first = NULL, **tail = &first, *gp;
+	lock(l);
+	while ((gp = parkq_wake(q, 0)) != NULL) {
+		*tail = gp;
+		tail = &gp->schedlink;
+		*tail = NULL;
+	}
+	unlock(l);
+	while (first) {
+		gp = first;
+		first = gp->schedlink;
+		gp->schedlink = NULL;
+		goready(gp);
+	}
+}
+
 struct g *parkq_wake(struct parkq *q, uintptr_t val)
 {
 	struct sudog *s;

@@ -390,10 +390,13 @@ static void goentry(void *arg)
 	goexit1();
 }
 
-/* newproc1's bookkeeping for a goroutine about to start fn(arg). */
+/* newproc1's set-up of a goroutine that will start fn(arg) at the top of
+ * its stack with TLS base tls (0: its M's). */
 static void newg_init(struct p *pp, struct g *curg, struct g *newg, void (*fn)(void *), void *arg,
-                      uintptr_t callerpc)
+                      uintptr_t callerpc, uintptr_t stack_top, uintptr_t tls)
 {
+	goshim_gostart_frame(&newg->sched, stack_top, goentry, newg);
+	newg->sched.tls = tls;
 	newg->startfn = fn;
 	newg->startarg = arg;
 	newg->parentgoid = curg->goid;
@@ -435,9 +438,8 @@ static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, boo
 		casgstatus(newg, _Gidle, _Gdead);
 		allgadd(newg);
 	}
-	goshim_gostart_frame(&newg->sched, newg->stack.hi, goentry, newg);
-	newg->sched.tls = 0; /* go() goroutines run on their M's TLS */
-	newg_init(pp, curg, newg, fn, arg, callerpc);
+	/* go() goroutines run on their M's TLS */
+	newg_init(pp, curg, newg, fn, arg, callerpc, newg->stack.hi, 0);
 	*err = 0;
 	if (parked) {
 		newg->waitreason = waitReasonCoroutine;
@@ -474,9 +476,7 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 		casgstatus(gp, _Gidle, _Gdead);
 		allgadd(gp);
 	}
-	goshim_gostart_frame(&gp->sched, stack_top, goentry, gp);
-	gp->sched.tls = tls;
-	newg_init(pp, curg, gp, fn, arg, callerpc);
+	newg_init(pp, curg, gp, fn, arg, callerpc, stack_top, tls);
 	casgstatus(gp, _Gdead, _Grunnable);
 	runqput(pp, gp, true);
 	if (atomic_load(&mainStarted))

@@ -534,6 +534,7 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
                      enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg);
 bool parkq_cancel(struct g *gp);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
+void parkq_wake_all(struct parkq *q, mutex_t *l);
 
 /* tls.c: a glibc thread identity (static TLS + struct pthread) per
  * pthread-goroutine. */
@@ -549,7 +550,6 @@ size_t tls_reserve(void);
 uintptr_t tls_build(uintptr_t hi, uintptr_t *lo, struct g *gp, const struct tls_stackinfo *si);
 bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stackinfo *si);
 void tls_free(uintptr_t tp);
-int tls_tid(uintptr_t tp);
 uintptr_t tls_pthread_of(uintptr_t tp);
 uintptr_t tls_tp_of(uintptr_t pthread);
 int tls_self_tid(void);

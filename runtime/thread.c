@@ -89,6 +89,14 @@ struct gthread *thread_self(void)
 	return gp ? gp->thread : NULL;
 }
 
+static void spare_g_put(struct g *gp)
+{
+	lock(&unitlock);
+	gp->schedlink = spare_g;
+	spare_g = gp;
+	unlock(&unitlock);
+}
+
 static struct g *spare_g_get(void)
 {
 	lock(&unitlock);
@@ -138,10 +146,7 @@ static void unit_destroy(struct gthread *th)
 	if (!user)
 		stackfree(&mem);
 	memset(&gp->stack, 0, sizeof gp->stack);
-	lock(&unitlock);
-	gp->schedlink = spare_g;
-	spare_g = gp;
-	unlock(&unitlock);
+	spare_g_put(gp);
 }
 
 static void unit_release(struct gthread *th)
@@ -295,12 +300,8 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
 nomem:
 	if (mem.size)
 		stackfree(&mem);
-	if (gp) {
-		lock(&unitlock);
-		gp->schedlink = spare_g;
-		spare_g = gp;
-		unlock(&unitlock);
-	}
+	if (gp)
+		spare_g_put(gp);
 	return EAGAIN;
 }
 

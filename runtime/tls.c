@@ -291,6 +291,16 @@ static void fill(uintptr_t tp, struct g *gp, const struct tls_stackinfo *si, int
 	*(struct g **)(tp + goshim_g_off) = gp;
 }
 
+/* What glibc allocated for an identity: its DTV (and dynamic TLS blocks)
+ * and the strsignal/strerror_l buffers. */
+static void release_heap_parts(uintptr_t tp)
+{
+	char *pd = pd_of(tp);
+	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
+	free(*(void **)(pd + OFF_STRERROR_L_BUF));
+	dl_deallocate_tls((void *)tp, false);
+}
+
 /* Builds an identity in fresh (zeroed) memory below hi. Returns the
  * thread pointer, or 0 without memory; *lo is the lowest byte it uses. */
 uintptr_t tls_build(uintptr_t hi, uintptr_t *lo, struct g *gp, const struct tls_stackinfo *si)
@@ -325,9 +335,7 @@ bool tls_recycle(uintptr_t hi, uintptr_t tp, struct g *gp, const struct tls_stac
 	memcpy(libc_block, (void *)(tp + libc_tls_off), libc_tls_size);
 	char *pd = pd_of(tp);
 	int tid = *(int *)(pd + OFF_TID);
-	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
-	free(*(void **)(pd + OFF_STRERROR_L_BUF));
-	dl_deallocate_tls((void *)tp, false);
+	release_heap_parts(tp);
 	memset((void *)lo, 0, hi - lo);
 	if (!dl_allocate_tls((void *)tp))
 		return false;
@@ -350,9 +358,7 @@ void tls_free(uintptr_t tp)
 		idents = id;
 		unlock(&identlock);
 	}
-	free(*(void **)(pd + OFF_STRSIGNAL_BUF));
-	free(*(void **)(pd + OFF_STRERROR_L_BUF));
-	dl_deallocate_tls((void *)tp, false);
+	release_heap_parts(tp);
 }
 
 /* pthread_t is the struct pthread: the thread pointer on x86-64, below it
@@ -365,11 +371,6 @@ uintptr_t tls_pthread_of(uintptr_t tp)
 uintptr_t tls_tp_of(uintptr_t pthread)
 {
 	return pthread + (PD_DELTA ? PTHREAD_SIZE : 0);
-}
-
-int tls_tid(uintptr_t tp)
-{
-	return PD_FIELD(tp, OFF_TID, int);
 }
 
 /* The thread's owner id for the interposed locks: the kernel tid of an
