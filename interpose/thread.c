@@ -63,8 +63,11 @@ INTERPOSE_COMPAT(pthread_create, V_BASE, base);
 static int join(pthread_t t, void **ret, bool try, clockid_t c, const struct timespec *abstime)
 {
 	struct gthread *th = thread_of(t);
-	if (!try)
+	bool cancelable = false;
+	if (!try) {
 		pthread_testcancel(); /* a cancellation point */
+		cancelable = cancel_enabled();
+	}
 	interpose_enter();
 	int err = thread_join(th, 0, true, false, ret);
 	if (err == EBUSY && !try) {
@@ -72,7 +75,6 @@ static int join(pthread_t t, void **ret, bool try, clockid_t c, const struct tim
 		if (abstime)
 			deadline = deadline_from(c, abstime, &err);
 		while (!abstime || !err) {
-			bool cancelable = cancel_enabled();
 			err = thread_join(th, deadline, false, cancelable, ret);
 			if (err != EINTR)
 				break;
