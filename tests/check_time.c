@@ -531,8 +531,13 @@ static void ticker_producer(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stop_quit)) {
-		if (atomic_exchange(&stop_want, 0))
-			atomic_store(&stop_published, go_ticker_new(300 * 1000));
+		if (atomic_exchange(&stop_want, 0)) {
+			/* A stopper that gave up waiting asks again: a ticker it
+			 * never took must not be overwritten (and leaked). */
+			go_ticker *t = go_ticker_new(300 * 1000), *none = NULL;
+			if (!atomic_compare_exchange_strong(&stop_published, &none, t))
+				go_ticker_free(t);
+		}
 		go_yield();
 	}
 	go_wg_done(&stop_wg);
