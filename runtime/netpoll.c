@@ -5,10 +5,11 @@
  *
  * The scheduler uses it as Go does: the last M with nothing to run blocks
  * in netpoll(delay) until the earliest timer is due (findrunnable), and
- * whoever adds an earlier timer wakes it (wakeNetPoller). Descriptors and
- * their pollDescs join this file with the I/O interposition; until then
- * netpoll returns no goroutines and serves as the timed sleep of the
- * scheduler.
+ * whoever adds an earlier timer wakes it (wakeNetPoller). Each descriptor
+ * the interposed I/O made non-blocking (interpose/io.c) has a pollDesc,
+ * registered once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP; a
+ * goroutine whose call would block parks on it (netpollwait) and netpoll
+ * hands the ready ones to the scheduler.
  *
  * Invariants (netpoll.go):
  *  - sched.lastpoll == 0 while an M is blocked in netpoll; at most one M
@@ -17,11 +18,22 @@
  *    earlier than it must break the poll, a later one need not.
  *  - netpollWakeSig: at most one break is pending, so the eventfd never
  *    fills up.
+ *  - A pollDesc's waiters are linked and unlinked under pd.lock, and each
+ *    waiter is between park_prepare and the end of park_wait while
+ *    linked: netpollready claims it with park_wake, so a goroutine is
+ *    readied at most once however many descriptors it waits on.
+ *  - No lost edge: rseq/wseq move under pd.lock before waiters are
+ *    claimed, and netpollarm refuses (EAGAIN) a waiter whose snapshot,
+ *    taken before its failed attempt, is out of date.
+ *  - epoll's data is the pollDesc tagged with its fdseq: an event queued
+ *    before a reuse is recognised as stale and dropped (netpoll.go's
+ *    taggedPointer).
  *
  * Raw system calls only: the runtime never calls an interposed symbol.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -35,6 +47,14 @@ static _Atomic uint32_t netpollInited;
 static _Atomic uint32_t netpollWakeSig; /* used to avoid duplicate calls of netpollBreak */
 static mutex_t netpollInitLock;
 _Atomic uint32_t netpollWaiters;
+
+/* epoll data: a pollDesc's address, tagged with its fdseq in the top bits
+ * (user addresses fit in 48 bits on x86-64 and aarch64). */
+#define TAG_SHIFT 48
+#define TAG_PTR_MASK ((UINT64_C(1) << TAG_SHIFT) - 1)
+#define TAG_SEQ_MASK 0xffffu
+
+static void netpollready(struct gqueue *toRun, struct pollDesc *pd, uint32_t mode);
 
 static void netpollinit(void)
 {
@@ -126,7 +146,7 @@ retry:;
 		struct epoll_event *ev = &events[i];
 		if (ev->events == 0)
 			continue;
-		if (ev->data.ptr == &netpollEventFd) {
+		if (ev->data.u64 == (uint64_t)(uintptr_t)&netpollEventFd) {
 			if (ev->events != EPOLLIN)
 				fatal("runtime: netpoll: eventfd ready for %u", ev->events);
 			if (delay != 0) {
@@ -139,7 +159,189 @@ retry:;
 			}
 			continue;
 		}
+		uint32_t mode = 0;
+		if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			mode |= POLL_R;
+		if (ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			mode |= POLL_W;
+		struct pollDesc *pd = (struct pollDesc *)(uintptr_t)(ev->data.u64 & TAG_PTR_MASK);
+		if (mode && (uint32_t)(ev->data.u64 >> TAG_SHIFT) == (pd->fdseq & TAG_SEQ_MASK))
+			netpollready(toRun, pd, mode);
 	}
+}
+
+/* ---- pollDescs (netpoll.go: pollCache, poll_runtime_poll*) ----------- */
+
+static struct {
+	mutex_t lock;
+	struct pollDesc *first;
+} pollcache;
+
+static struct pollDesc *pollcache_alloc(void)
+{
+	lock(&pollcache.lock);
+	if (!pollcache.first) {
+		/* Never freed: a stale pointer must stay readable. */
+		enum { n = 4096 / sizeof(struct pollDesc) > 0 ? 4096 / sizeof(struct pollDesc) : 1 };
+		struct pollDesc *block = calloc(n, sizeof *block);
+		if (!block) {
+			unlock(&pollcache.lock);
+			return NULL;
+		}
+		for (size_t i = 0; i < n; i++) {
+			block[i].link = pollcache.first;
+			pollcache.first = &block[i];
+		}
+	}
+	struct pollDesc *pd = pollcache.first;
+	pollcache.first = pd->link;
+	unlock(&pollcache.lock);
+	return pd;
+}
+
+static void pollcache_free(struct pollDesc *pd)
+{
+	pd->fdseq++;
+	lock(&pollcache.lock);
+	pd->link = pollcache.first;
+	pollcache.first = pd;
+	unlock(&pollcache.lock);
+}
+
+/* poll_runtime_pollOpen: a pollDesc for fd, registered with epoll, holding
+ * one reference (the fd table's). NULL with *err set if epoll refuses the
+ * fd (EPERM: a regular file or a directory). */
+struct pollDesc *netpollopen(int fd, int *err)
+{
+	netpollGenericInit();
+	struct pollDesc *pd = pollcache_alloc();
+	if (!pd) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	pd->fd = fd;
+	atomic_store(&pd->closing, false);
+	atomic_store(&pd->flags, 0);
+	atomic_store(&pd->rcvtimeo, 0);
+	atomic_store(&pd->sndtimeo, 0);
+	pd->waiters = NULL;
+	atomic_store(&pd->refs, 1);
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.u64 = (uint64_t)(uintptr_t)pd | (uint64_t)(pd->fdseq & TAG_SEQ_MASK) << TAG_SHIFT,
+	};
+	if (syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		*err = errno;
+		atomic_store(&pd->refs, 0);
+		pollcache_free(pd);
+		return NULL;
+	}
+	return pd;
+}
+
+/* poll_runtime_pollUnblock + pollClose, before the fd itself is closed:
+ * every waiter wakes and sees closing (EBADF). The caller holds a P and
+ * then drops the fd table's reference. */
+void netpollclose(struct pollDesc *pd)
+{
+	struct gqueue list = {0};
+	lock(&pd->lock);
+	atomic_store(&pd->closing, true);
+	for (struct pollWaiter *w = pd->waiters; w; w = w->next)
+		if (park_wake(w->g))
+			gq_push(&list, w->g);
+	unlock(&pd->lock);
+	struct g *gp;
+	while ((gp = gq_pop(&list)))
+		goready(gp);
+	(void)syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_DEL, pd->fd, NULL);
+}
+
+/* A reference for an I/O call, unless the pollDesc is already free. */
+bool pd_acquire(struct pollDesc *pd)
+{
+	uint32_t r = atomic_load(&pd->refs);
+	while (r != 0)
+		if (atomic_compare_exchange_weak(&pd->refs, &r, r + 1))
+			return true;
+	return false;
+}
+
+void pd_release(struct pollDesc *pd)
+{
+	if (atomic_fetch_sub(&pd->refs, 1) == 1)
+		pollcache_free(pd);
+}
+
+/* netpollready: mode became ready on pd; the waiters for it go on toRun. */
+static void netpollready(struct gqueue *toRun, struct pollDesc *pd, uint32_t mode)
+{
+	lock(&pd->lock);
+	if (mode & POLL_R)
+		atomic_fetch_add(&pd->rseq, 1);
+	if (mode & POLL_W)
+		atomic_fetch_add(&pd->wseq, 1);
+	for (struct pollWaiter *w = pd->waiters; w; w = w->next)
+		if ((w->mode & mode) && park_wake(w->g))
+			gq_push(toRun, w->g);
+	unlock(&pd->lock);
+}
+
+/* Links w (for the calling goroutine, which has called park_prepare) to
+ * pd: 0; EBADF if pd is closing; EAGAIN if seen is given and an event for
+ * mode arrived since it was read (try again instead of waiting). */
+int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const uint32_t *seen)
+{
+	lock(&pd->lock);
+	int r = 0;
+	if (atomic_load(&pd->closing))
+		r = EBADF;
+	else if (seen && pd_seq(pd, mode) != *seen)
+		r = EAGAIN;
+	if (r == 0) {
+		w->g = getg();
+		w->mode = mode;
+		w->prev = NULL;
+		w->next = pd->waiters;
+		if (pd->waiters)
+			pd->waiters->prev = w;
+		pd->waiters = w;
+	}
+	unlock(&pd->lock);
+	return r;
+}
+
+void netpolldisarm(struct pollDesc *pd, struct pollWaiter *w)
+{
+	lock(&pd->lock);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		pd->waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	unlock(&pd->lock);
+}
+
+/* netpollblock: parks the calling goroutine until mode is ready on pd
+ * (seen: pd_seq before the attempt that would have blocked), the deadline
+ * passes, or (cancelable) pthread_cancel. 0: try again; EBADF: closed;
+ * ETIMEDOUT; ECANCELED. The caller holds a P. */
+int netpollwait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline,
+                bool cancelable)
+{
+	struct pollWaiter w;
+	park_prepare(deadline, cancelable);
+	int r = netpollarm(pd, &w, mode, &seen);
+	if (r) {
+		park_abort();
+		return r == EAGAIN ? 0 : r;
+	}
+	atomic_fetch_add(&netpollWaiters, 1);
+	r = park_wait(waitReasonIOWait);
+	atomic_fetch_sub(&netpollWaiters, 1);
+	netpolldisarm(pd, &w);
+	return atomic_load(&pd->closing) ? EBADF : r;
 }
 
 /* wakeNetPoller wakes up the thread sleeping in the network poller if it

@@ -23,11 +23,17 @@
  *  - The deadline timer is armed on g0 after the goroutine is _Gwaiting
  *    (parkq_commit, as Go's resetForSleep), so it can never ready a
  *    running goroutine.
+ *  - park_prepare/park_wait (waits on several wake sources at once: the
+ *    netpoller's pollDescs) add PARK_PREPARING(_CANCEL): the goroutine has
+ *    published itself to wakers but not parked yet. A waker, timer or
+ *    canceller that claims it then does not ready it; park_wait's commit
+ *    sees the claim (its CAS to PARK_WAITING fails) and vetoes the park.
  *  - A waiter leaves parkq_wait only after its timer cannot be running
  *    (timer_stop, then t.running drains), so a late timer never touches
  *    the next wait. A timed-out waiter unlinks its own sudog under the
  *    lock unless a waker already did (s.parkq == NULL).
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "runtime/runtime.h"
@@ -58,12 +64,35 @@ static bool park_claim(struct g *gp, uint32_t to)
 	return false;
 }
 
+/* park_claim that also claims a goroutine still preparing its park (which
+ * then does not park): true only if the caller must ready it. */
+static bool park_claim_any(struct g *gp, uint32_t to)
+{
+	uint32_t s = atomic_load(&gp->parkstate);
+	for (;;) {
+		switch (s) {
+		case PARK_PREPARING:
+		case PARK_PREPARING_CANCEL:
+			if (atomic_compare_exchange_weak(&gp->parkstate, &s, to))
+				return false;
+			break;
+		case PARK_WAITING:
+		case PARK_WAITING_CANCEL:
+			if (atomic_compare_exchange_weak(&gp->parkstate, &s, to))
+				return true;
+			break;
+		default:
+			return false;
+		}
+	}
+}
+
 static void parkTimeout(void *arg, uintptr_t seq, int64_t delay)
 {
 	(void)seq;
 	(void)delay;
 	struct g *gp = arg;
-	if (park_claim(gp, PARK_TIMEDOUT))
+	if (park_claim_any(gp, PARK_TIMEDOUT))
 		goready(gp);
 }
 
@@ -71,13 +100,108 @@ static void parkTimeout(void *arg, uintptr_t seq, int64_t delay)
  * is in one, as a timeout would. */
 bool parkq_cancel(struct g *gp)
 {
-	uint32_t exp = PARK_WAITING_CANCEL;
+	uint32_t exp = PARK_PREPARING_CANCEL;
+	if (atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT))
+		return true; /* park_wait's commit sees it */
+	exp = PARK_WAITING_CANCEL;
 	if (!atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT))
 		return false;
 	while (!atomic_load(&gp->parkcommitted))
 		procyield(10);
 	goready(gp);
 	return true;
+}
+
+static void park_arm_timer(struct g *gp)
+{
+	struct timer *t = gp->parktimer;
+	if (!t) {
+		t = malloc(sizeof *t);
+		if (!t)
+			throw("parkq: out of memory");
+		timer_init(t, parkTimeout, gp);
+		gp->parktimer = t;
+	}
+	timer_reset(t, gp->parkdeadline);
+}
+
+/* The waiter's side of a wait that stops: its timer cannot fire any more,
+ * and it is idle again. True if a waker (not a timeout or a cancel) ended
+ * it. */
+static bool park_done(struct g *gp)
+{
+	bool woken = atomic_load(&gp->parkstate) == PARK_WOKEN;
+	if (gp->parkdeadline) {
+		if (gp->parktimer) {
+			timer_stop(gp->parktimer);
+			while (atomic_load(&gp->parktimer->running))
+				usleep_raw(1);
+		}
+		gp->parkdeadline = 0;
+	}
+	atomic_store(&gp->parkstate, PARK_IDLE);
+	return woken;
+}
+
+/* Publishes the caller as about to park: from here on park_wake may claim
+ * it. deadline: a nanotime, or 0 for none. */
+void park_prepare(int64_t deadline, bool cancelable)
+{
+	struct g *gp = getg();
+	gp->parkdeadline = deadline;
+	atomic_store(&gp->parkcommitted, false);
+	atomic_store(&gp->parkstate, cancelable ? PARK_PREPARING_CANCEL : PARK_PREPARING);
+}
+
+/* Takes back a park_prepare that will not park (nothing to wait for). */
+void park_abort(void)
+{
+	park_done(getg());
+}
+
+/* A waker of a goroutine between park_prepare and park_wait's return:
+ * true if it had parked and the caller must ready it. */
+bool park_wake(struct g *gp)
+{
+	return park_claim_any(gp, PARK_WOKEN);
+}
+
+static bool park_commit(struct g *gp, void *unused)
+{
+	(void)unused;
+	uint32_t s = atomic_load(&gp->parkstate);
+	if (s == PARK_PREPARING_CANCEL && gp->thread && tls_canceled(gp->thread->tp)) {
+		atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_TIMEDOUT);
+		return false;
+	}
+	if (gp->parkdeadline)
+		park_arm_timer(gp);
+	/* Before the CAS: once it is PARK_WAITING_CANCEL, a canceller may
+	 * ready it at once. */
+	atomic_store(&gp->parkcommitted, true);
+	uint32_t to = s == PARK_PREPARING_CANCEL ? PARK_WAITING_CANCEL : PARK_WAITING;
+	/* Fails when a waker, the timer or a canceller claimed it first: then
+	 * nobody readies it, and it runs on. */
+	return (s == PARK_PREPARING || s == PARK_PREPARING_CANCEL) &&
+	       atomic_compare_exchange_strong(&gp->parkstate, &s, to);
+}
+
+/* Parks after park_prepare until a waker, the deadline or (cancelable) a
+ * pthread_cancel. Returns 0 if woken, ETIMEDOUT, or ECANCELED. */
+int park_wait(enum waitreason reason)
+{
+	struct g *gp = getg();
+	uint32_t s = atomic_load(&gp->parkstate);
+	if (s == PARK_PREPARING || s == PARK_PREPARING_CANCEL)
+		gopark(park_commit, NULL, reason);
+	int64_t deadline = gp->parkdeadline;
+	if (park_done(gp))
+		return 0;
+	/* Not woken: the timer, which fires at or after the deadline, or
+	 * else a canceller. */
+	if (deadline && nanotime() >= deadline)
+		return ETIMEDOUT;
+	return ECANCELED;
 }
 
 static bool parkq_commit(struct g *gp, void *l)
@@ -90,17 +214,8 @@ static bool parkq_commit(struct g *gp, void *l)
 			return false; /* cancelled before it parked: run on */
 		}
 	}
-	if (gp->parkdeadline) {
-		struct timer *t = gp->parktimer;
-		if (!t) {
-			t = malloc(sizeof *t);
-			if (!t)
-				throw("parkq: out of memory");
-			timer_init(t, parkTimeout, gp);
-			gp->parktimer = t;
-		}
-		timer_reset(t, gp->parkdeadline);
-	}
+	if (gp->parkdeadline)
+		park_arm_timer(gp);
 	unlock(l);
 	atomic_store(&gp->parkcommitted, true);
 	return true;
@@ -145,12 +260,7 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 		enqueued(arg);
 	gopark(parkq_commit, l, reason);
 
-	bool woken = atomic_load(&gp->parkstate) == PARK_WOKEN;
-	if (deadline) {
-		timer_stop(gp->parktimer);
-		while (atomic_load(&gp->parktimer->running))
-			usleep_raw(1);
-	}
+	bool woken = park_done(gp);
 	if (!woken) {
 		lock(l);
 		if (s->parkq)
@@ -159,8 +269,6 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	}
 	if (val)
 		*val = (uintptr_t)s->elem;
-	gp->parkdeadline = 0;
-	atomic_store(&gp->parkstate, PARK_IDLE);
 	s->g = NULL;
 	s->elem = NULL;
 	releaseSudog(s);

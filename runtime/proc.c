@@ -796,7 +796,7 @@ top:;
 /* ---- run queues (proc.go: runqput, runqputslow, runqget, runqgrab, ---
  *      runqsteal, globrunqput, globrunqget) ---------------------------- */
 
-static void gq_push(struct gqueue *q, struct g *gp)
+void gq_push(struct gqueue *q, struct g *gp)
 {
 	gp->schedlink = NULL;
 	if (q->tail)
@@ -816,7 +816,7 @@ static void gq_pushhead(struct gqueue *q, struct g *gp)
 	atomic_store_explicit(&q->n, q->n + 1, memory_order_relaxed);
 }
 
-static struct g *gq_pop(struct gqueue *q)
+struct g *gq_pop(struct gqueue *q)
 {
 	struct g *gp = q->head;
 	if (gp) {
@@ -1414,6 +1414,19 @@ top:;
 			return gp;
 		}
 	}
+	/* Poll network. This netpoll is only an optimization before we resort
+	 * to stealing. We can safely skip it if there are no waiters or a
+	 * thread is blocked in netpoll already. */
+	if (netpollinited() && atomic_load(&netpollWaiters) > 0 && atomic_load(&sched.lastpoll) != 0) {
+		struct gqueue list;
+		netpoll(0, &list);
+		if ((gp = gq_pop(&list)) != NULL) {
+			injectglist(&list);
+			casgstatus(gp, _Gwaiting, _Grunnable);
+			*inheritTime = false;
+			return gp;
+		}
+	}
 	/* Spinning Ms: steal work from other Ps. Limit the number of spinning
 	 * Ms to half the number of busy Ps. This is necessary to prevent
 	 * excessive CPU consumption when GOMAXPROCS>>1 but the program
@@ -1531,13 +1544,7 @@ top:;
 			injectglist(&list);
 		} else {
 			acquirep(pp);
-			if (list.head) {
-				gp = list.head;
-				list.head = gp->schedlink;
-				if (!list.head)
-					list.tail = NULL;
-				atomic_fetch_sub(&list.n, 1);
-				gp->schedlink = NULL;
+			if ((gp = gq_pop(&list)) != NULL) {
 				injectglist(&list);
 				casgstatus(gp, _Gwaiting, _Grunnable);
 				*inheritTime = false;

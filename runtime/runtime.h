@@ -397,6 +397,8 @@ void incidlelocked(int32_t v);
 int32_t mcount(void);
 int32_t gcount(void);       /* go_count */
 void injectglist(struct gqueue *q);
+void gq_push(struct gqueue *q, struct g *gp);
+struct g *gq_pop(struct gqueue *q);
 
 void goyield(void);          /* gosched to the local run queue (sema handoff) */
 
@@ -485,6 +487,47 @@ void netpollBreak(void);
 void wakeNetPoller(int64_t when);
 extern _Atomic uint32_t netpollWaiters;
 
+/* A descriptor the netpoller watches (netpoll.go's pollDesc). Go lets one
+ * goroutine at a time wait per direction (its fdMutex serialises readers);
+ * POSIX lets any number of threads block on one fd, so a pollDesc keeps a
+ * list of waiters instead of rg/wg, and a count of readiness events per
+ * direction: a waiter that saw no change in the count since before its
+ * failed attempt may sleep, any other retries (no lost edge). pollDescs
+ * are never freed, only reused (fdseq), so a stale pointer stays safe to
+ * read; refs counts the fd table's reference and every I/O call in
+ * flight, and the last one out returns it to the cache. */
+enum { POLL_R = 1, POLL_W = 2 };
+struct pollWaiter {
+	struct pollWaiter *next, *prev;
+	struct g *g;
+	uint32_t mode;          /* POLL_R | POLL_W it waits for */
+};
+struct pollDesc {
+	struct pollDesc *link;  /* in the cache */
+	mutex_t lock;           /* guards closing and waiters */
+	int fd;
+	uint32_t fdseq;         /* bumped on reuse: stale epoll events are ignored */
+	_Atomic uint32_t refs;
+	_Atomic bool closing;
+	_Atomic uint32_t rseq, wseq; /* readiness events seen, per direction */
+	struct pollWaiter *waiters;
+	/* The program's view of the fd (interpose/io.c). */
+	_Atomic uint32_t flags;
+	_Atomic int64_t rcvtimeo, sndtimeo; /* ns; 0: none */
+};
+struct pollDesc *netpollopen(int fd, int *err);
+void netpollclose(struct pollDesc *pd);
+bool pd_acquire(struct pollDesc *pd);
+void pd_release(struct pollDesc *pd);
+int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const uint32_t *seen);
+void netpolldisarm(struct pollDesc *pd, struct pollWaiter *w);
+int netpollwait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline,
+                bool cancelable);
+static inline uint32_t pd_seq(struct pollDesc *pd, uint32_t mode)
+{
+	return atomic_load(mode == POLL_R ? &pd->rseq : &pd->wseq);
+}
+
 /* coro.c (coro.go) */
 struct coro {
 	_Atomic(struct g *) gp;  /* the goroutine blocked on the coro; NULL once exited */
@@ -527,7 +570,8 @@ extern bool debug_exitstats;
 /* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
-enum { PARK_IDLE, PARK_WAITING, PARK_WAITING_CANCEL, PARK_WOKEN, PARK_TIMEDOUT };
+enum { PARK_IDLE, PARK_WAITING, PARK_WAITING_CANCEL, PARK_WOKEN, PARK_TIMEDOUT,
+       PARK_PREPARING, PARK_PREPARING_CANCEL };
 bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val);
 bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, bool cancelable,
@@ -535,6 +579,10 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 bool parkq_cancel(struct g *gp);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
 void parkq_wake_all(struct parkq *q, mutex_t *l);
+void park_prepare(int64_t deadline, bool cancelable);
+bool park_wake(struct g *gp);
+int park_wait(enum waitreason reason);
+void park_abort(void);
 
 /* tls.c: a glibc thread identity (static TLS + struct pthread) per
  * pthread-goroutine. */
