@@ -34,7 +34,39 @@
 #define V_2_12 "GLIBC_2.17"
 #endif
 
+/* The glibc versions of the I/O functions (interpose/io.c, sleep.c); on
+ * aarch64 everything older than its base version is the base version. */
+#if defined(__x86_64__)
+#define V_2_3 "GLIBC_2.3"
+#define V_2_4 "GLIBC_2.4"
+#define V_2_5 "GLIBC_2.5"
+#define V_2_6 "GLIBC_2.6"
+#define V_2_7 "GLIBC_2.7"
+#define V_2_9 "GLIBC_2.9"
+#define V_2_10 "GLIBC_2.10"
+#define V_2_11 "GLIBC_2.11"
+#define V_2_14 "GLIBC_2.14"
+#define V_2_15 "GLIBC_2.15"
+#define V_2_16 "GLIBC_2.16"
+#else
+#define V_2_3 "GLIBC_2.17"
+#define V_2_4 "GLIBC_2.17"
+#define V_2_5 "GLIBC_2.17"
+#define V_2_6 "GLIBC_2.17"
+#define V_2_7 "GLIBC_2.17"
+#define V_2_9 "GLIBC_2.17"
+#define V_2_10 "GLIBC_2.17"
+#define V_2_11 "GLIBC_2.17"
+#define V_2_14 "GLIBC_2.17"
+#define V_2_15 "GLIBC_2.17"
+#define V_2_16 "GLIBC_2.17"
+#endif
+#define V_2_17 "GLIBC_2.17"
+#define V_2_28 "GLIBC_2.28"
+
 #define INTERPOSE(name, ver) __asm__(".symver goshim_" #name "," #name "@@" ver)
+/* A function defined under glibc's own name gets glibc's version. */
+#define SYMVER(name, ver) __asm__(".symver " #name "," #name "@@" ver)
 #define INTERPOSE_COMPAT(name, ver, tag)                                                   \
 	extern __typeof(goshim_##name) goshim_##name##_##tag                               \
 		__attribute__((alias("goshim_" #name), visibility("default")));            \
@@ -106,6 +138,8 @@ extern bool interpose_ready;
 extern _Atomic int64_t interposed_threads; /* GOSHIM_DEBUG=exitstats=1 */
 
 void interpose_init(void);
+void io_init(void);    /* interpose/io.c */
+void sleep_init(void); /* interpose/sleep.c */
 
 /* Is the runtime in charge of the pthread calls of this process? Starts
  * the runtime on first use (a constructor may call in before ours ran). */

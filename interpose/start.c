@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "interpose/interpose.h"
 
@@ -119,6 +121,8 @@ void interpose_init(void)
 		return;
 	}
 	resolve_all();
+	io_init();
+	sleep_init();
 	schedinit();
 	/* sysmon retakes the Ps of pthread-goroutines blocked in foreign
 	 * code; its creation also makes glibc install its SIGSETXID handler,
@@ -131,7 +135,7 @@ void interpose_init(void)
 		interpose_active = true;
 	}
 	if (debug_exitstats) {
-		exitstats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+		exitstats_fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
 		atexit(print_exitstats);
 	}
 	__atomic_store_n(&interpose_ready, true, __ATOMIC_RELEASE);

@@ -20,6 +20,12 @@ interposed="pthread_create pthread_join pthread_tryjoin_np pthread_timedjoin_np
   pthread_rwlock_timedrdlock pthread_rwlock_clockrdlock pthread_rwlock_wrlock pthread_rwlock_trywrlock
   pthread_rwlock_timedwrlock pthread_rwlock_clockwrlock pthread_rwlock_unlock
   sem_init sem_destroy sem_wait sem_trywait sem_timedwait sem_clockwait sem_post sem_getvalue"
+# The I/O and sleep functions are named, with their versions, by the SYMVER
+# lines of their sources: each must be exported at exactly that version.
+src=${GOSHIM_SRCDIR:?GOSHIM_SRCDIR not set}
+symvers=$(sed -n 's/^SYMVER(\([a-z_0-9]*\), \(V_[A-Z0-9_]*\));$/\1 \2/p' "$src"/interpose/*.c)
+[ "$(printf '%s\n' "$symvers" | wc -l)" -ge 90 ] || { echo "could not read the SYMVER lines of $src/interpose"; exit 1; }
+interposed="$interposed $(printf '%s\n' "$symvers" | cut -d' ' -f1)"
 bad=$(printf '%s\n' "$defined" | grep -v '^go_' | grep -v '^GOSHIM_' | grep -v '^GLIBC_' |
   grep -vxF "$(printf '%s\n' $interposed)" || true)
 if [ -n "$bad" ]; then
@@ -42,5 +48,10 @@ printf '%s\n' "$versions" | grep -Eq '^pthread_create@GLIBC_2\.(2\.5|17)$' ||
   { echo "missing export: pthread_create at the base glibc version"; exit 1; }
 for sym in $interposed; do
   printf '%s\n' "$defined" | grep -qx "$sym" || { echo "missing interposed function: $sym"; exit 1; }
+done
+# A SYMVER's version macro names the glibc version (aarch64: at least its
+# base, 2.17); the symbol must carry it as its default version.
+printf '%s\n' "$symvers" | while read -r sym ver; do
+  printf '%s\n' "$versions" | grep -q "^$sym@@GLIBC_" || { echo "$sym is not exported at a glibc version ($ver)"; exit 1; }
 done
 echo "exports ok: $(printf '%s\n' "$defined" | wc -l) symbols"

@@ -1,0 +1,1918 @@
+/*
+ * Blocking I/O on sockets and pipes as goroutine parking (DESIGN.md,
+ * "Netpoller and I/O"; Go's internal/poll/fd_unix.go is the model).
+ *
+ * The descriptors the process creates through these functions (socket,
+ * socketpair, accept, accept4, pipe, pipe2, epoll_create, dup of one of
+ * them) are made non-blocking underneath and get a pollDesc in the fd
+ * table. A call on one tries the system call; when it would block and the
+ * program did not ask for O_NONBLOCK itself, the goroutine parks on the
+ * pollDesc until the netpoller sees the fd ready, then tries again.
+ *
+ * Invariants:
+ *  - Only file descriptions this process created are ever non-blocking
+ *    without the program asking: inherited descriptors (stdin, a socket
+ *    from the parent) are not in the table and run as system calls with
+ *    entersyscall, so their P moves on while they block. Before an exec
+ *    every table fd that survives it gets its blocking mode back.
+ *  - The program's own view of O_NONBLOCK lives in pollDesc.flags, per fd
+ *    as POSIX's F_GETFL shows it; F_SETFL and FIONBIO change the view, the
+ *    description stays non-blocking.
+ *  - fdtab[fd] holds one reference to its pollDesc; every call in flight
+ *    holds another (fd_acquire), so a close() that races with a parked read
+ *    wakes it (EBADF) and the pollDesc is reused only when the last call
+ *    has left.
+ *  - A goroutine locked to its thread (main, an adopted thread) waits in
+ *    the kernel (ppoll) between entersyscall and exitsyscall: its thread
+ *    is its own either way, and a signal handler interrupts its wait with
+ *    EINTR exactly as it would natively.
+ *
+ * POSIX semantics kept: partial reads; a blocking write or send writes
+ * everything unless an error or a timeout ends it (then the count so far);
+ * SO_RCVTIMEO and SO_SNDTIMEO end a wait with EAGAIN (connect: EINPROGRESS);
+ * connect's EINPROGRESS is waited out and SO_ERROR returned; MSG_DONTWAIT
+ * never waits and MSG_WAITALL waits for all; the waits are cancellation
+ * points. The _FORTIFY_SOURCE entry points check their buffer sizes as
+ * glibc's do.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "interpose/interpose.h"
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+/* glibc's functions, for pass-through and the blocking paths. */
+#define IO_REAL_FNS(X)                                                                     \
+	X(read) X(write) X(readv) X(writev) X(recv) X(recvfrom) X(recvmsg) X(recvmmsg)     \
+	X(send) X(sendto) X(sendmsg) X(sendmmsg) X(accept) X(accept4) X(connect) X(poll)  \
+	X(ppoll) X(select) X(pselect) X(epoll_wait) X(epoll_pwait) X(close) X(shutdown)   \
+	X(socket) X(socketpair) X(pipe) X(pipe2) X(dup) X(dup2) X(dup3) X(fcntl) X(ioctl) \
+	X(setsockopt) X(epoll_create) X(epoll_create1) X(pread) X(pwrite) X(preadv)       \
+	X(pwritev) X(open) X(openat) X(creat) X(fsync) X(fdatasync) X(waitpid) X(wait)    \
+	X(wait4) X(waitid) X(getaddrinfo) X(gethostbyname) X(gethostbyname_r)             \
+	X(gethostbyname2) X(gethostbyname2_r) X(gethostbyaddr) X(gethostbyaddr_r)         \
+	X(getnameinfo) X(sigwait) X(sigwaitinfo) X(sigtimedwait) X(flock) X(lockf)        \
+	X(sendfile) X(splice) X(tee) X(system) X(execve) X(fexecve) X(posix_spawn)        \
+	X(posix_spawnp) X(sync) X(syncfs) X(execvpe) X(fdopen)
+
+#define X_FIELD(name) __typeof(name) *name;
+static struct {
+	IO_REAL_FNS(X_FIELD)
+} io_real;
+#undef X_FIELD
+
+void io_init(void)
+{
+#define X_RESOLVE(name)                                                                   \
+	io_real.name = (__typeof(io_real.name))dlsym(RTLD_NEXT, #name);                    \
+	if (!io_real.name) {                                                               \
+		printerr("goshim: cannot resolve %s\n", #name);                            \
+		abort();                                                                   \
+	}
+	IO_REAL_FNS(X_RESOLVE)
+#undef X_RESOLVE
+}
+
+/* ---- the fd table --------------------------------------------------- */
+
+enum { FD_NONBLOCK = 1 }; /* pollDesc.flags: the program set O_NONBLOCK */
+
+#define FDTAB_SHIFT 12
+#define FDTAB_CHUNK (1 << FDTAB_SHIFT)
+#define FDTAB_TOP 1024 /* 4M descriptors */
+typedef _Atomic(struct pollDesc *) fdslot_t;
+static _Atomic(fdslot_t *) fdtab[FDTAB_TOP];
+
+static fdslot_t *fd_slot(int fd, bool create)
+{
+	if (fd < 0 || (fd >> FDTAB_SHIFT) >= FDTAB_TOP)
+		return NULL;
+	_Atomic(fdslot_t *) *top = &fdtab[fd >> FDTAB_SHIFT];
+	fdslot_t *chunk = atomic_load_explicit(top, memory_order_acquire);
+	if (!chunk && create) {
+		fdslot_t *fresh = calloc(FDTAB_CHUNK, sizeof *fresh);
+		if (!fresh)
+			return NULL;
+		if (atomic_compare_exchange_strong(top, &chunk, fresh))
+			chunk = fresh;
+		else
+			free(fresh);
+	}
+	return chunk ? &chunk[fd & (FDTAB_CHUNK - 1)] : NULL;
+}
+
+/* The pollDesc of fd with a reference for the caller, or NULL if the fd
+ * is not one of ours. */
+static struct pollDesc *fd_acquire(int fd)
+{
+	fdslot_t *slot = fd_slot(fd, false);
+	if (!slot)
+		return NULL;
+	for (;;) {
+		struct pollDesc *pd = atomic_load_explicit(slot, memory_order_acquire);
+		if (!pd)
+			return NULL;
+		if (pd_acquire(pd)) {
+			if (atomic_load(slot) == pd)
+				return pd;
+			pd_release(pd);
+		}
+	}
+}
+
+/* Takes fd out of the table and wakes its waiters: the fd is about to be
+ * closed or replaced. The caller is in the runtime (it holds a P). */
+static void fd_forget(int fd)
+{
+	fdslot_t *slot = fd_slot(fd, false);
+	struct pollDesc *pd = slot ? atomic_exchange(slot, NULL) : NULL;
+	if (pd) {
+		netpollclose(pd);
+		pd_release(pd);
+	}
+}
+
+/* Puts a descriptor this process just created (already non-blocking
+ * underneath) under the netpoller. user_nonblock: the program asked for
+ * O_NONBLOCK. If epoll refuses the fd, it goes back to the mode the
+ * program asked for and stays a plain fd. */
+static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndtimeo)
+{
+	int e = errno;
+	interpose_enter();
+	fd_forget(fd); /* a stale entry: that fd was closed behind our back */
+	int err;
+	fdslot_t *slot = fd_slot(fd, true);
+	struct pollDesc *pd = slot ? netpollopen(fd, &err) : NULL;
+	if (pd) {
+		atomic_store(&pd->flags, user_nonblock ? FD_NONBLOCK : 0);
+		atomic_store(&pd->rcvtimeo, rcvtimeo);
+		atomic_store(&pd->sndtimeo, sndtimeo);
+		struct pollDesc *old = atomic_exchange(slot, pd);
+		if (old) { /* cannot happen: fd is ours until we return it */
+			netpollclose(old);
+			pd_release(old);
+		}
+	} else if (!user_nonblock) {
+		long fl = syscall(SYS_fcntl, fd, F_GETFL);
+		if (fl >= 0)
+			syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
+	interpose_leave();
+	errno = e;
+}
+
+/* ---- waiting ---------------------------------------------------------- */
+
+/* A call that may block in the kernel: its P is handed off while it does
+ * (Go's entersyscall/exitsyscall). NULL when not interposing. */
+static struct g *sys_begin(void)
+{
+	if (!interposing())
+		return NULL;
+	struct g *gp = interpose_enter();
+	entersyscall();
+	return gp;
+}
+
+static void sys_end(struct g *gp)
+{
+	if (!gp)
+		return;
+	int e = errno;
+	exitsyscall();
+	getg()->user_errno = e;
+	interpose_leave();
+}
+
+#define BLOCKING(expr)                                                                     \
+	({                                                                                 \
+		struct g *gp_ = sys_begin();                                               \
+		__typeof__(expr) r_ = (expr);                                              \
+		sys_end(gp_);                                                              \
+		r_;                                                                        \
+	})
+
+static struct timespec *ts_until(int64_t deadline, struct timespec *ts)
+{
+	if (!deadline)
+		return NULL;
+	int64_t d = deadline - nanotime();
+	if (d < 0)
+		d = 0;
+	ts->tv_sec = d / 1000000000;
+	ts->tv_nsec = d % 1000000000;
+	return ts;
+}
+
+/* Waits until mode may be ready on pd (seen: pd_seq before the attempt
+ * that would have blocked). 0: try again; else EBADF (closed under us),
+ * ETIMEDOUT, EINTR (a signal, for a thread-locked goroutine). */
+static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline)
+{
+	struct g *gp = getg();
+	if (!gp || gp->lockedm) {
+		struct pollfd p = {.fd = pd->fd, .events = mode == POLL_R ? POLLIN : POLLOUT};
+		struct timespec ts;
+		long n = BLOCKING(syscall(SYS_ppoll, &p, 1, ts_until(deadline, &ts), NULL, 0));
+		if (n < 0)
+			return errno;
+		return n == 0 ? ETIMEDOUT : 0;
+	}
+	bool cancelable = cancel_enabled();
+	interpose_enter();
+	int r = netpollwait(pd, mode, seen, deadline, cancelable);
+	interpose_leave();
+	if (r == ECANCELED) {
+		pthread_testcancel(); /* acts on it: does not return */
+		r = 0;
+	}
+	return r;
+}
+
+/* poll with a zero timeout (aarch64 has ppoll only). */
+static long raw_poll0(struct pollfd *fds, nfds_t n)
+{
+	struct timespec zero = {0, 0};
+	return syscall(SYS_ppoll, fds, n, &zero, NULL, 0);
+}
+
+static int64_t timeo_of(struct pollDesc *pd, uint32_t mode)
+{
+	return atomic_load(mode == POLL_R ? &pd->rcvtimeo : &pd->sndtimeo);
+}
+
+/* The heart of every call: try op on a descriptor of ours, park while it
+ * would block. Returns op's result with errno as the call must leave it.
+ * ETIMEDOUT of a wait becomes timeout_errno. */
+static inline __attribute__((always_inline)) ssize_t
+io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int timeout_errno)
+{
+	bool nonblock = atomic_load_explicit(&pd->flags, memory_order_relaxed) & FD_NONBLOCK;
+	int64_t timeo = timeo_of(pd, mode), deadline = 0;
+	ssize_t r;
+	for (;;) {
+		uint32_t seen = pd_seq(pd, mode);
+		r = op(a);
+		if (r >= 0 || errno != EAGAIN || nonblock)
+			break;
+		if (timeo && !deadline)
+			deadline = nanotime() + timeo;
+		int e = io_wait(pd, mode, seen, deadline);
+		if (e) {
+			errno = e == ETIMEDOUT ? timeout_errno : e;
+			break;
+		}
+	}
+	int e = errno;
+	pd_release(pd);
+	errno = e;
+	return r;
+}
+
+/* Every interposed read-like or write-like call: glibc's function when the
+ * runtime is not in charge or the fd is not ours (as a blocking syscall),
+ * else io_loop. */
+#define IO_CALL(fd, mode, op, a, passthrough)                                              \
+	do {                                                                               \
+		if (!interposing())                                                        \
+			return passthrough;                                                \
+		struct pollDesc *pd_ = fd_acquire(fd);                                     \
+		if (!pd_)                                                                  \
+			return BLOCKING(passthrough);                                      \
+		pthread_testcancel();                                                      \
+		return io_loop(pd_, mode, op, a, EAGAIN);                                  \
+	} while (0)
+
+/* ---- read side -------------------------------------------------------- */
+
+struct rw_args {
+	int fd;
+	void *buf;
+	size_t n;
+	int flags;
+	struct sockaddr *addr;
+	socklen_t *addrlen;
+	const struct iovec *iov;
+	int iovcnt;
+	struct msghdr *msg;
+};
+
+static ssize_t op_read(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_read, a->fd, a->buf, a->n);
+}
+
+static ssize_t op_readv(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_readv, a->fd, a->iov, a->iovcnt);
+}
+
+static ssize_t op_recvfrom(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_recvfrom, a->fd, a->buf, a->n, a->flags, a->addr, a->addrlen);
+}
+
+static ssize_t op_recvmsg(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_recvmsg, a->fd, a->msg, a->flags);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	struct rw_args a = {.fd = fd, .buf = buf, .n = n};
+	IO_CALL(fd, POLL_R, op_read, &a, io_real.read(fd, buf, n));
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return read(fd, buf, n);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct rw_args a = {.fd = fd, .iov = iov, .iovcnt = iovcnt};
+	IO_CALL(fd, POLL_R, op_readv, &a, io_real.readv(fd, iov, iovcnt));
+}
+
+/* recv and recvfrom: MSG_DONTWAIT never waits; MSG_WAITALL on a stream
+ * waits until n bytes came, EOF, or an error (then what came so far). */
+static ssize_t recv_common(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                           socklen_t *addrlen)
+{
+	if (!interposing())
+		return io_real.recvfrom(fd, buf, n, flags, addr, addrlen);
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return BLOCKING(io_real.recvfrom(fd, buf, n, flags, addr, addrlen));
+	if (flags & MSG_DONTWAIT) {
+		ssize_t r = syscall(SYS_recvfrom, fd, buf, n, flags, addr, addrlen);
+		int e = errno;
+		pd_release(pd);
+		errno = e;
+		return r;
+	}
+	pthread_testcancel();
+	struct rw_args a = {.fd = fd, .buf = buf, .n = n, .flags = flags & ~MSG_WAITALL,
+	                    .addr = addr, .addrlen = addrlen};
+	if (!(flags & MSG_WAITALL) || (atomic_load(&pd->flags) & FD_NONBLOCK))
+		return io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN);
+	size_t got = 0;
+	while (got < n) {
+		a.buf = (char *)buf + got;
+		a.n = n - got;
+		if (!pd_acquire(pd))
+			break;
+		ssize_t r = io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN);
+		if (r <= 0) {
+			if (got == 0) {
+				pd_release(pd);
+				return r;
+			}
+			break;
+		}
+		got += (size_t)r;
+		if (flags & MSG_PEEK)
+			break;
+	}
+	pd_release(pd);
+	return (ssize_t)got;
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	return recv_common(fd, buf, n, flags, NULL, NULL);
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+                        socklen_t *addrlen)
+{
+	return recv_common(fd, buf, n, flags, addr, addrlen);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	if (n > buflen)
+		__chk_fail();
+	return recv_common(fd, buf, n, flags, NULL, NULL);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+                              struct sockaddr *addr, socklen_t *addrlen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return recv_common(fd, buf, n, flags, addr, addrlen);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct rw_args a = {.fd = fd, .msg = msg, .flags = flags};
+	if (flags & MSG_DONTWAIT) {
+		if (!interposing())
+			return io_real.recvmsg(fd, msg, flags);
+		return syscall(SYS_recvmsg, fd, msg, flags);
+	}
+	IO_CALL(fd, POLL_R, op_recvmsg, &a, io_real.recvmsg(fd, msg, flags));
+}
+
+/* ---- write side --------------------------------------------------------- */
+
+static ssize_t op_write(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_write, a->fd, a->buf, a->n);
+}
+
+static ssize_t op_sendto(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_sendto, a->fd, a->buf, a->n, a->flags, a->addr,
+	               (socklen_t)(uintptr_t)a->addrlen);
+}
+
+static ssize_t op_writev(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_writev, a->fd, a->iov, a->iovcnt);
+}
+
+static ssize_t op_sendmsg(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_sendmsg, a->fd, a->msg, a->flags);
+}
+
+/* A blocking write writes everything: the rest of a partial write goes out
+ * as room appears, and an error or timeout after a partial write returns
+ * the count so far (as the kernel's own blocking write does). */
+static ssize_t write_all(struct pollDesc *pd, ssize_t (*op)(void *), struct rw_args *a)
+{
+	bool nonblock = atomic_load(&pd->flags) & FD_NONBLOCK;
+	size_t done = 0, n = a->n;
+	for (;;) {
+		ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN);
+		if (r < 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+		if (nonblock || done >= n || r == 0 || !pd_acquire(pd))
+			return (ssize_t)done;
+		a->buf = (char *)a->buf + r;
+		a->n -= (size_t)r;
+	}
+}
+
+static ssize_t send_common(int fd, const void *buf, size_t n, int flags,
+                           const struct sockaddr *addr, socklen_t addrlen, bool is_write)
+{
+	if (!interposing())
+		return is_write ? io_real.write(fd, buf, n)
+		                : io_real.sendto(fd, buf, n, flags, addr, addrlen);
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return is_write ? BLOCKING(io_real.write(fd, buf, n))
+		                : BLOCKING(io_real.sendto(fd, buf, n, flags, addr, addrlen));
+	struct rw_args a = {.fd = fd, .buf = (void *)buf, .n = n, .flags = flags,
+	                    .addr = (struct sockaddr *)addr,
+	                    .addrlen = (socklen_t *)(uintptr_t)addrlen};
+	if (flags & MSG_DONTWAIT) {
+		ssize_t r = op_sendto(&a);
+		int e = errno;
+		pd_release(pd);
+		errno = e;
+		return r;
+	}
+	pthread_testcancel();
+	return write_all(pd, is_write ? op_write : op_sendto, &a);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	return send_common(fd, buf, n, 0, NULL, 0, true);
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	return send_common(fd, buf, n, flags, NULL, 0, false);
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+                      socklen_t addrlen)
+{
+	return send_common(fd, buf, n, flags, addr, addrlen, false);
+}
+
+/* writev and sendmsg: the iovec array advances past a partial write on a
+ * copy, never in the program's own array. */
+static ssize_t writev_all(struct pollDesc *pd, struct rw_args *a, bool is_msg)
+{
+	const struct iovec *iov = is_msg ? a->msg->msg_iov : a->iov;
+	int cnt = is_msg ? (int)a->msg->msg_iovlen : a->iovcnt;
+	if (cnt < 0 || cnt > IOV_MAX) {
+		pd_release(pd);
+		errno = EINVAL;
+		return -1;
+	}
+	size_t total = 0;
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	ssize_t r = io_loop(pd, POLL_W, is_msg ? op_sendmsg : op_writev, a, EAGAIN);
+	if (r < 0 || (size_t)r >= total || (atomic_load(&pd->flags) & FD_NONBLOCK) ||
+	    (is_msg && (a->flags & MSG_DONTWAIT)))
+		return r;
+	struct iovec copy[cnt];
+	memcpy(copy, iov, sizeof copy);
+	struct msghdr m;
+	if (is_msg) {
+		m = *a->msg;
+		m.msg_control = NULL; /* ancillary data went with the first part */
+		m.msg_controllen = 0;
+		m.msg_name = NULL;
+		m.msg_namelen = 0;
+		m.msg_iov = copy;
+		a->msg = &m;
+	}
+	size_t done = (size_t)r;
+	int first = 0;
+	while (done < total) {
+		size_t skip = done;
+		for (first = 0; first < cnt && skip >= copy[first].iov_len; first++)
+			skip -= iov[first].iov_len;
+		copy[first].iov_base = (char *)iov[first].iov_base + skip;
+		copy[first].iov_len = iov[first].iov_len - skip;
+		if (is_msg) {
+			m.msg_iov = &copy[first];
+			m.msg_iovlen = (size_t)(cnt - first);
+		} else {
+			a->iov = &copy[first];
+			a->iovcnt = cnt - first;
+		}
+		if (!pd_acquire(pd))
+			break;
+		r = io_loop(pd, POLL_W, is_msg ? op_sendmsg : op_writev, a, EAGAIN);
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+		for (int i = first; i < cnt; i++) /* restore for the next skip */
+			copy[i] = iov[i];
+	}
+	return (ssize_t)done;
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (!interposing())
+		return io_real.writev(fd, iov, iovcnt);
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return BLOCKING(io_real.writev(fd, iov, iovcnt));
+	pthread_testcancel();
+	struct rw_args a = {.fd = fd, .iov = iov, .iovcnt = iovcnt};
+	return writev_all(pd, &a, false);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!interposing())
+		return io_real.sendmsg(fd, msg, flags);
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return BLOCKING(io_real.sendmsg(fd, msg, flags));
+	pthread_testcancel();
+	struct rw_args a = {.fd = fd, .msg = (struct msghdr *)msg, .flags = flags};
+	return writev_all(pd, &a, true);
+}
+
+/* ---- several messages ---------------------------------------------------- */
+
+struct mmsg_args {
+	int fd;
+	struct mmsghdr *v;
+	unsigned int n;
+	int flags;
+};
+
+static ssize_t op_recvmmsg(void *p)
+{
+	struct mmsg_args *a = p;
+	return syscall(SYS_recvmmsg, a->fd, a->v, a->n, a->flags | MSG_DONTWAIT, NULL);
+}
+
+static ssize_t op_sendmmsg(void *p)
+{
+	struct mmsg_args *a = p;
+	return syscall(SYS_sendmmsg, a->fd, a->v, a->n, a->flags | MSG_DONTWAIT);
+}
+
+/* Blocking recvmmsg waits for vlen messages (MSG_WAITFORONE: for one) and
+ * sendmmsg sends them all; an error after some returns the count. A
+ * recvmmsg timeout runs the call in the kernel. */
+static int mmsg_all(int fd, struct mmsghdr *v, unsigned int n, int flags, uint32_t mode)
+{
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return mode == POLL_R ? BLOCKING(io_real.recvmmsg(fd, v, n, flags, NULL))
+		                      : BLOCKING(io_real.sendmmsg(fd, v, n, flags));
+	pthread_testcancel();
+	bool once = (flags & MSG_DONTWAIT) || (atomic_load(&pd->flags) & FD_NONBLOCK);
+	unsigned int done = 0;
+	for (;;) {
+		struct mmsg_args a = {.fd = fd, .v = v + done, .n = n - done, .flags = flags};
+		if (done && mode == POLL_R)
+			a.flags |= MSG_DONTWAIT; /* more only if already there */
+		ssize_t r = io_loop(pd, mode, mode == POLL_R ? op_recvmmsg : op_sendmmsg, &a,
+		                    EAGAIN);
+		if (r <= 0)
+			return done ? (int)done : (int)r;
+		done += (unsigned int)r;
+		if (once || done >= n || (mode == POLL_R && (flags & MSG_WAITFORONE)) ||
+		    !pd_acquire(pd))
+			return (int)done;
+	}
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *tmo)
+{
+	if (!interposing())
+		return io_real.recvmmsg(fd, v, n, flags, tmo);
+	if (tmo)
+		return BLOCKING(io_real.recvmmsg(fd, v, n, flags, tmo));
+	return mmsg_all(fd, v, n, flags, POLL_R);
+}
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+	if (!interposing())
+		return io_real.sendmmsg(fd, v, n, flags);
+	return mmsg_all(fd, v, n, flags, POLL_W);
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static ssize_t op_accept4(void *p)
+{
+	struct rw_args *a = p;
+	return syscall(SYS_accept4, a->fd, a->addr, a->addrlen, a->flags | SOCK_NONBLOCK);
+}
+
+static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	if (!interposing())
+		return io_real.accept4(fd, addr, addrlen, flags);
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return BLOCKING(io_real.accept4(fd, addr, addrlen, flags));
+	pthread_testcancel();
+	struct rw_args a = {.fd = fd, .addr = addr, .addrlen = addrlen, .flags = flags};
+	int nfd = (int)io_loop(pd, POLL_R, op_accept4, &a, EAGAIN);
+	if (nfd >= 0)
+		fd_adopt(nfd, flags & SOCK_NONBLOCK, 0, 0);
+	return nfd;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
+{
+	return accept_common(fd, addr, addrlen, 0);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return accept_common(fd, addr, addrlen, flags);
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (!interposing())
+		return io_real.connect(fd, addr, len);
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return BLOCKING(io_real.connect(fd, addr, len));
+	pthread_testcancel();
+	int r = (int)syscall(SYS_connect, fd, addr, len);
+	int e = errno;
+	if (r == 0 || e != EINPROGRESS || (atomic_load(&pd->flags) & FD_NONBLOCK)) {
+		pd_release(pd);
+		errno = e;
+		return r;
+	}
+	/* The connection is under way: wait until writable, then its outcome
+	 * is SO_ERROR (fd_unix.go: connect). SO_SNDTIMEO ends the wait with
+	 * EINPROGRESS, as Linux's blocking connect does. */
+	int64_t timeo = timeo_of(pd, POLL_W);
+	int64_t deadline = timeo ? nanotime() + timeo : 0;
+	for (;;) {
+		uint32_t seen = pd_seq(pd, POLL_W);
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (raw_poll0(&p, 1) > 0) {
+			int soerr = 0;
+			socklen_t sl = sizeof soerr;
+			if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+				soerr = errno;
+			r = soerr ? -1 : 0;
+			e = soerr;
+			break;
+		}
+		int w = io_wait(pd, POLL_W, seen, deadline);
+		if (w) {
+			r = -1;
+			e = w == ETIMEDOUT ? EINPROGRESS : w;
+			break;
+		}
+	}
+	pd_release(pd);
+	if (r)
+		errno = e;
+	return r;
+}
+
+/* ---- descriptors ---------------------------------------------------------- */
+
+static int64_t timeo_ns(const struct timeval *tv)
+{
+	return (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+}
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+	if (!interposing())
+		return io_real.socket(domain, type, protocol);
+	int fd = io_real.socket(domain, type | SOCK_NONBLOCK, protocol);
+	if (fd >= 0)
+		fd_adopt(fd, type & SOCK_NONBLOCK, 0, 0);
+	return fd;
+}
+
+EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	if (!interposing())
+		return io_real.socketpair(domain, type, protocol, sv);
+	int r = io_real.socketpair(domain, type | SOCK_NONBLOCK, protocol, sv);
+	if (r == 0) {
+		fd_adopt(sv[0], type & SOCK_NONBLOCK, 0, 0);
+		fd_adopt(sv[1], type & SOCK_NONBLOCK, 0, 0);
+	}
+	return r;
+}
+
+EXPORT int pipe2(int fds[2], int flags)
+{
+	if (!interposing())
+		return io_real.pipe2(fds, flags);
+	int r = io_real.pipe2(fds, flags | O_NONBLOCK);
+	if (r == 0) {
+		fd_adopt(fds[0], flags & O_NONBLOCK, 0, 0);
+		fd_adopt(fds[1], flags & O_NONBLOCK, 0, 0);
+	}
+	return r;
+}
+
+EXPORT int pipe(int fds[2])
+{
+	return pipe2(fds, 0);
+}
+
+/* The program's epoll instances are watched too, so epoll_wait parks. */
+EXPORT int epoll_create1(int flags)
+{
+	int fd = io_real.epoll_create1(flags);
+	if (fd >= 0 && interposing())
+		fd_adopt(fd, false, 0, 0);
+	return fd;
+}
+
+EXPORT int epoll_create(int size)
+{
+	int fd = io_real.epoll_create(size);
+	if (fd >= 0 && interposing())
+		fd_adopt(fd, false, 0, 0);
+	return fd;
+}
+
+EXPORT int close(int fd)
+{
+	if (interposing() && fd_slot(fd, false) && atomic_load(fd_slot(fd, false))) {
+		interpose_enter();
+		fd_forget(fd);
+		interpose_leave();
+	}
+	return io_real.close(fd);
+}
+
+/* newfd now refers to what oldfd does: a descriptor of ours makes newfd
+ * one of ours, with the same view. */
+static void fd_dup_view(int oldfd, int newfd)
+{
+	struct pollDesc *pd = fd_acquire(oldfd);
+	if (!pd)
+		return;
+	fd_adopt(newfd, atomic_load(&pd->flags) & FD_NONBLOCK, atomic_load(&pd->rcvtimeo),
+	         atomic_load(&pd->sndtimeo));
+	pd_release(pd);
+}
+
+/* stdio reads and writes inside glibc, past these functions: a stream
+ * (fdopen) or a standard descriptor (dup2 onto 0, 1 or 2) must block in
+ * the kernel as the program expects, so its description goes back to
+ * blocking and the fd leaves the table (its calls then run as system
+ * calls with handoff). */
+static void fd_make_plain(int fd)
+{
+	struct pollDesc *pd = fd_acquire(fd);
+	if (!pd)
+		return;
+	if (!(atomic_load(&pd->flags) & FD_NONBLOCK)) {
+		long fl = syscall(SYS_fcntl, fd, F_GETFL);
+		if (fl >= 0)
+			syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
+	pd_release(pd);
+	int e = errno;
+	interpose_enter();
+	fd_forget(fd);
+	interpose_leave();
+	errno = e;
+}
+
+EXPORT FILE *fdopen(int fd, const char *mode)
+{
+	if (interposing())
+		fd_make_plain(fd);
+	return io_real.fdopen(fd, mode);
+}
+
+/* dup2/dup3 close newfd first when it is open: its waiters wake. */
+static void fd_replaced(int newfd)
+{
+	fdslot_t *slot = fd_slot(newfd, false);
+	if (slot && atomic_load(slot)) {
+		interpose_enter();
+		fd_forget(newfd);
+		interpose_leave();
+	}
+}
+
+EXPORT int dup(int oldfd)
+{
+	int fd = io_real.dup(oldfd);
+	if (fd >= 0 && interposing())
+		fd_dup_view(oldfd, fd);
+	return fd;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	if (!interposing())
+		return io_real.dup3(oldfd, newfd, flags);
+	if (oldfd != newfd && syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
+		fd_replaced(newfd);
+	int fd = io_real.dup3(oldfd, newfd, flags);
+	if (fd >= 0)
+		fd_dup_view(oldfd, fd);
+	if (fd >= 0 && fd <= 2)
+		fd_make_plain(fd);
+	return fd;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	if (!interposing() || oldfd == newfd)
+		return io_real.dup2(oldfd, newfd);
+	if (syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
+		fd_replaced(newfd);
+	int fd = io_real.dup2(oldfd, newfd);
+	if (fd >= 0)
+		fd_dup_view(oldfd, fd);
+	if (fd >= 0 && fd <= 2)
+		fd_make_plain(fd);
+	return fd;
+}
+
+static int fcntl_common(int fd, int cmd, void *arg)
+{
+	if (!interposing())
+		return io_real.fcntl(fd, cmd, arg);
+	switch (cmd) {
+	case F_GETFL:
+	case F_SETFL: {
+		struct pollDesc *pd = fd_acquire(fd);
+		if (!pd)
+			break;
+		int r;
+		if (cmd == F_GETFL) {
+			r = io_real.fcntl(fd, F_GETFL);
+			if (r >= 0)
+				r = (r & ~O_NONBLOCK) |
+				    ((atomic_load(&pd->flags) & FD_NONBLOCK) ? O_NONBLOCK : 0);
+		} else {
+			int fl = (int)(intptr_t)arg;
+			r = io_real.fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+			if (r == 0)
+				atomic_store(&pd->flags, (fl & O_NONBLOCK) ? FD_NONBLOCK : 0);
+		}
+		int e = errno;
+		pd_release(pd);
+		errno = e;
+		return r;
+	}
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC: {
+		int nfd = io_real.fcntl(fd, cmd, arg);
+		if (nfd >= 0)
+			fd_dup_view(fd, nfd);
+		return nfd;
+	}
+	case F_SETLKW:
+	case F_OFD_SETLKW:
+		return BLOCKING(io_real.fcntl(fd, cmd, arg));
+	}
+	return io_real.fcntl(fd, cmd, arg);
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(fd, cmd, arg);
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	va_start(ap, req);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	if (req == FIONBIO && interposing()) {
+		struct pollDesc *pd = fd_acquire(fd);
+		if (pd) {
+			/* The description stays non-blocking; only the view changes
+			 * (after the kernel validated fd and arg). */
+			int on = 1;
+			int r = io_real.ioctl(fd, FIONBIO, &on);
+			if (r == 0)
+				atomic_store(&pd->flags, *(int *)arg ? FD_NONBLOCK : 0);
+			int e = errno;
+			pd_release(pd);
+			errno = e;
+			return r;
+		}
+	}
+	return io_real.ioctl(fd, req, arg);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	int r = io_real.setsockopt(fd, level, name, val, len);
+	if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
+	    interposing() && len >= sizeof(struct timeval)) {
+		struct pollDesc *pd = fd_acquire(fd);
+		if (pd) {
+			atomic_store(name == SO_RCVTIMEO ? &pd->rcvtimeo : &pd->sndtimeo,
+			             timeo_ns(val));
+			pd_release(pd);
+		}
+	}
+	return r;
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	/* The peer's and our own waiters see the shutdown through epoll
+	 * (EPOLLRDHUP/EPOLLHUP). */
+	return io_real.shutdown(fd, how);
+}
+
+/* ---- readiness: poll, select, epoll_wait -------------------------------- */
+
+/* Does every fd in the set belong to the netpoller? Then a wait can park;
+ * otherwise it runs in the kernel. */
+static bool all_ours(const int *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		fdslot_t *slot = fd_slot(fds[i], false);
+		if (!slot || !atomic_load(slot))
+			return false;
+	}
+	return true;
+}
+
+static uint32_t poll_mode(short events)
+{
+	uint32_t m = 0;
+	if (events & (POLLIN | POLLPRI | POLLRDHUP | POLLRDNORM | POLLRDBAND))
+		m |= POLL_R;
+	if (events & (POLLOUT | POLLWRNORM | POLLWRBAND))
+		m |= POLL_W;
+	return m ? m : POLL_R | POLL_W; /* errors and hang-ups wake both */
+}
+
+/* Parks until one of fds[i] (modes[i]) may be ready, check() says so, or
+ * the deadline. check runs after the waiters are armed, so no readiness
+ * is missed between it and the park. Returns check's non-zero result, or
+ * 0 at the deadline. */
+static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadline,
+                     long (*check)(void *), void *arg)
+{
+	struct pollWaiter small_w[16];
+	struct pollDesc *small_pd[16];
+	struct pollWaiter *w = small_w;
+	struct pollDesc **pds = small_pd;
+	if (n > 16) {
+		w = malloc((size_t)n * sizeof *w);
+		pds = malloc((size_t)n * sizeof *pds);
+		if (!w || !pds) {
+			free(w);
+			free(pds);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	bool cancelable = cancel_enabled();
+	long r;
+	for (;;) {
+		interpose_enter();
+		park_prepare(deadline, cancelable);
+		bool closed = false;
+		for (int i = 0; i < n; i++) {
+			pds[i] = fds[i] >= 0 ? fd_acquire(fds[i]) : NULL;
+			if (pds[i] && netpollarm(pds[i], &w[i], modes[i], NULL) != 0) {
+				pd_release(pds[i]);
+				pds[i] = NULL;
+				closed = true;
+			}
+		}
+		r = check(arg);
+		int e = errno, st;
+		if (r != 0 || closed) {
+			park_abort();
+			st = 0;
+		} else {
+			atomic_fetch_add(&netpollWaiters, 1);
+			st = park_wait(waitReasonIOWait);
+			atomic_fetch_sub(&netpollWaiters, 1);
+		}
+		for (int i = 0; i < n; i++) {
+			if (pds[i]) {
+				netpolldisarm(pds[i], &w[i]);
+				pd_release(pds[i]);
+			}
+		}
+		getg()->user_errno = e;
+		interpose_leave();
+		if (r != 0)
+			break;
+		if (st == ECANCELED)
+			pthread_testcancel();
+		if (st == ETIMEDOUT) {
+			r = check(arg); /* what is ready at the deadline */
+			break;
+		}
+	}
+	if (w != small_w) {
+		free(w);
+		free(pds);
+	}
+	return r;
+}
+
+/* 0 for none (a negative timeout waits for ever). */
+static int64_t deadline_ms(int timeout)
+{
+	return timeout < 0 ? 0 : nanotime() + (int64_t)timeout * 1000000;
+}
+
+static int64_t deadline_ts(const struct timespec *ts)
+{
+	if (!ts)
+		return 0;
+	if (ts->tv_sec > (INT64_MAX - nanotime()) / 1000000000 - 1)
+		return INT64_MAX;
+	return nanotime() + (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+struct poll_args {
+	struct pollfd *fds;
+	nfds_t n;
+};
+
+static long check_poll(void *p)
+{
+	struct poll_args *a = p;
+	return raw_poll0(a->fds, a->n);
+}
+
+static bool wait_here(void)
+{
+	struct g *gp = getg();
+	return gp && !gp->lockedm;
+}
+
+/* poll and ppoll without a signal mask: park when every fd is ours. */
+static int poll_common(struct pollfd *fds, nfds_t n, int64_t deadline, bool forever,
+                       int (*kernel)(struct pollfd *, nfds_t, void *), void *karg)
+{
+	long r = raw_poll0(fds, n);
+	if (r != 0 || (!forever && deadline <= nanotime()))
+		return (int)r;
+	if (n > (nfds_t)INT32_MAX || !wait_here())
+		return BLOCKING(kernel(fds, n, karg));
+	int small_fd[16];
+	uint32_t small_mode[16];
+	int *fdv = n > 16 ? malloc(n * sizeof *fdv) : small_fd;
+	uint32_t *modes = n > 16 ? malloc(n * sizeof *modes) : small_mode;
+	if (!fdv || !modes) {
+		if (fdv != small_fd)
+			free(fdv);
+		if (modes != small_mode)
+			free(modes);
+		return BLOCKING(kernel(fds, n, karg));
+	}
+	for (nfds_t i = 0; i < n; i++) {
+		fdv[i] = fds[i].fd;
+		modes[i] = poll_mode(fds[i].events);
+	}
+	if (all_ours(fdv, (int)n)) {
+		struct poll_args a = {fds, n};
+		r = wait_any(fdv, modes, (int)n, forever ? 0 : deadline, check_poll, &a);
+	} else {
+		r = BLOCKING(kernel(fds, n, karg));
+	}
+	if (fdv != small_fd) {
+		free(fdv);
+		free(modes);
+	}
+	return (int)r;
+}
+
+static int kernel_poll(struct pollfd *fds, nfds_t n, void *arg)
+{
+	return io_real.poll(fds, n, *(int *)arg);
+}
+
+EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (!interposing())
+		return io_real.poll(fds, n, timeout);
+	pthread_testcancel();
+	return poll_common(fds, n, deadline_ms(timeout), timeout < 0, kernel_poll, &timeout);
+}
+
+EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+	if (fdslen / sizeof *fds < n)
+		__chk_fail();
+	return poll(fds, n, timeout);
+}
+
+static int kernel_ppoll(struct pollfd *fds, nfds_t n, void *arg)
+{
+	return io_real.ppoll(fds, n, arg, NULL);
+}
+
+EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
+{
+	if (!interposing())
+		return io_real.ppoll(fds, n, tmo, mask);
+	if (mask) /* the mask swap must be atomic with the wait: the kernel's */
+		return BLOCKING(io_real.ppoll(fds, n, tmo, mask));
+	if (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_testcancel();
+	return poll_common(fds, n, deadline_ts(tmo), !tmo, kernel_ppoll, (void *)tmo);
+}
+
+EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                       const sigset_t *mask, size_t fdslen)
+{
+	if (fdslen / sizeof *fds < n)
+		__chk_fail();
+	return ppoll(fds, n, tmo, mask);
+}
+
+struct select_args {
+	int nfds;
+	fd_set *sets[3], saved[3];
+};
+
+static long check_select(void *p)
+{
+	struct select_args *a = p;
+	fd_set work[3];
+	for (int i = 0; i < 3; i++)
+		if (a->sets[i])
+			work[i] = a->saved[i];
+	struct timespec zero = {0, 0};
+	long r = syscall(SYS_pselect6, a->nfds, a->sets[0] ? &work[0] : NULL,
+	                 a->sets[1] ? &work[1] : NULL, a->sets[2] ? &work[2] : NULL, &zero, NULL);
+	if (r != 0) /* ready or an error: the results are the caller's */
+		for (int i = 0; i < 3; i++)
+			if (a->sets[i])
+				*a->sets[i] = r > 0 ? work[i] : a->saved[i];
+	return r;
+}
+
+/* The fds of the sets and what each waits for. */
+static int select_fds(const struct select_args *a, int *fds, uint32_t *modes)
+{
+	int cnt = 0;
+	for (int fd = 0; fd < a->nfds; fd++) {
+		uint32_t m = 0;
+		if (a->sets[0] && FD_ISSET(fd, &a->saved[0]))
+			m |= POLL_R;
+		if (a->sets[1] && FD_ISSET(fd, &a->saved[1]))
+			m |= POLL_W;
+		if (a->sets[2] && FD_ISSET(fd, &a->saved[2]))
+			m |= POLL_R;
+		if (m) {
+			fds[cnt] = fd;
+			modes[cnt++] = m;
+		}
+	}
+	return cnt;
+}
+
+#define SELECT_IN_KERNEL (-2)
+
+/* select and pselect without a mask: one try, then park when every fd in
+ * the sets is ours; SELECT_IN_KERNEL when the kernel must wait instead. */
+static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t deadline, bool forever)
+{
+	if (nfds < 0 || nfds > FD_SETSIZE) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct select_args a = {.nfds = nfds, .sets = {r, w, x}};
+	for (int i = 0; i < 3; i++)
+		if (a.sets[i])
+			a.saved[i] = *a.sets[i];
+	long n = check_select(&a);
+	if (n != 0)
+		return (int)n;
+	if (forever || deadline > nanotime()) {
+		if (!wait_here())
+			return SELECT_IN_KERNEL;
+		int fds[FD_SETSIZE];
+		uint32_t modes[FD_SETSIZE];
+		int cnt = select_fds(&a, fds, modes);
+		if (!all_ours(fds, cnt))
+			return SELECT_IN_KERNEL;
+		n = wait_any(fds, modes, cnt, forever ? 0 : deadline, check_select, &a);
+	}
+	if (n == 0) /* nothing ready at the deadline */
+		for (int i = 0; i < 3; i++)
+			if (a.sets[i])
+				FD_ZERO(a.sets[i]);
+	return (int)n;
+}
+
+EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
+{
+	if (!interposing())
+		return io_real.select(nfds, r, w, x, tv);
+	if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_testcancel();
+	int64_t deadline = tv ? nanotime() + timeo_ns(tv) : 0;
+	int n = select_common(nfds, r, w, x, deadline, !tv);
+	if (n == SELECT_IN_KERNEL)
+		return BLOCKING(io_real.select(nfds, r, w, x, tv));
+	if (tv) { /* Linux reports the time not slept */
+		int64_t left = n >= 0 ? deadline - nanotime() : 0;
+		if (left < 0)
+			left = 0;
+		tv->tv_sec = left / 1000000000;
+		tv->tv_usec = (left % 1000000000) / 1000;
+	}
+	return n;
+}
+
+EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ts,
+                   const sigset_t *mask)
+{
+	if (!interposing())
+		return io_real.pselect(nfds, r, w, x, ts, mask);
+	if (mask)
+		return BLOCKING(io_real.pselect(nfds, r, w, x, ts, mask));
+	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_testcancel();
+	int n = select_common(nfds, r, w, x, deadline_ts(ts), !ts);
+	if (n == SELECT_IN_KERNEL)
+		n = BLOCKING(io_real.pselect(nfds, r, w, x, ts, NULL));
+	return n;
+}
+
+struct epoll_args {
+	int epfd;
+	struct epoll_event *ev;
+	int max;
+};
+
+static long check_epoll(void *p)
+{
+	struct epoll_args *a = p;
+	return syscall(SYS_epoll_pwait, a->epfd, a->ev, a->max, 0, NULL, 0);
+}
+
+/* epoll_wait on an epoll instance of ours: its fd is readable when it has
+ * events for the program. */
+EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	if (!interposing())
+		return io_real.epoll_wait(epfd, ev, max, timeout);
+	pthread_testcancel();
+	struct epoll_args a = {epfd, ev, max};
+	long r = check_epoll(&a);
+	if (r != 0 || timeout == 0)
+		return (int)r;
+	if (!wait_here() || !all_ours(&epfd, 1))
+		return BLOCKING(io_real.epoll_wait(epfd, ev, max, timeout));
+	uint32_t mode = POLL_R;
+	return (int)wait_any(&epfd, &mode, 1, deadline_ms(timeout), check_epoll, &a);
+}
+
+EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+                       const sigset_t *mask)
+{
+	if (!mask)
+		return epoll_wait(epfd, ev, max, timeout);
+	if (!interposing())
+		return io_real.epoll_pwait(epfd, ev, max, timeout, mask);
+	return BLOCKING(io_real.epoll_pwait(epfd, ev, max, timeout, mask));
+}
+
+/* ---- calls that cannot be polled: system calls with handoff ------------- */
+
+EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	return BLOCKING(io_real.pread(fd, buf, n, off));
+}
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return BLOCKING(io_real.pwrite(fd, buf, n, off));
+}
+
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return pread(fd, buf, n, off);
+}
+
+EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return BLOCKING(io_real.preadv(fd, iov, cnt, off));
+}
+
+EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return BLOCKING(io_real.pwritev(fd, iov, cnt, off));
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+EXPORT int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return BLOCKING(io_real.open(path, flags, mode));
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return BLOCKING(io_real.openat(dirfd, path, flags, mode));
+}
+
+EXPORT int creat(const char *path, mode_t mode)
+{
+	return BLOCKING(io_real.creat(path, mode));
+}
+
+EXPORT int fsync(int fd) { return BLOCKING(io_real.fsync(fd)); }
+EXPORT int fdatasync(int fd) { return BLOCKING(io_real.fdatasync(fd)); }
+EXPORT void sync(void) { BLOCKING((io_real.sync(), 0)); }
+EXPORT int syncfs(int fd) { return BLOCKING(io_real.syncfs(fd)); }
+EXPORT pid_t waitpid(pid_t pid, int *st, int opt) { return BLOCKING(io_real.waitpid(pid, st, opt)); }
+EXPORT pid_t wait(int *st) { return BLOCKING(io_real.wait(st)); }
+
+EXPORT pid_t wait4(pid_t pid, int *st, int opt, struct rusage *ru)
+{
+	return BLOCKING(io_real.wait4(pid, st, opt, ru));
+}
+
+EXPORT int waitid(idtype_t t, id_t id, siginfo_t *info, int opt)
+{
+	return BLOCKING(io_real.waitid(t, id, info, opt));
+}
+
+EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res)
+{
+	return BLOCKING(io_real.getaddrinfo(node, service, hints, res));
+}
+
+EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+                       char *serv, socklen_t servlen, int flags)
+{
+	return BLOCKING(io_real.getnameinfo(sa, salen, host, hostlen, serv, servlen, flags));
+}
+
+EXPORT struct hostent *gethostbyname(const char *name)
+{
+	return BLOCKING(io_real.gethostbyname(name));
+}
+
+EXPORT struct hostent *gethostbyname2(const char *name, int af)
+{
+	return BLOCKING(io_real.gethostbyname2(name, af));
+}
+
+EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t len,
+                           struct hostent **result, int *herr)
+{
+	return BLOCKING(io_real.gethostbyname_r(name, ret, buf, len, result, herr));
+}
+
+EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t len,
+                            struct hostent **result, int *herr)
+{
+	return BLOCKING(io_real.gethostbyname2_r(name, af, ret, buf, len, result, herr));
+}
+
+EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+	return BLOCKING(io_real.gethostbyaddr(addr, len, type));
+}
+
+EXPORT int gethostbyaddr_r(const void *addr, socklen_t alen, int type, struct hostent *ret,
+                           char *buf, size_t len, struct hostent **result, int *herr)
+{
+	return BLOCKING(io_real.gethostbyaddr_r(addr, alen, type, ret, buf, len, result, herr));
+}
+
+EXPORT int sigwait(const sigset_t *set, int *sig) { return BLOCKING(io_real.sigwait(set, sig)); }
+
+EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	return BLOCKING(io_real.sigwaitinfo(set, info));
+}
+
+EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
+{
+	return BLOCKING(io_real.sigtimedwait(set, info, ts));
+}
+
+EXPORT int flock(int fd, int op) { return BLOCKING(io_real.flock(fd, op)); }
+EXPORT int lockf(int fd, int cmd, off_t len) { return BLOCKING(io_real.lockf(fd, cmd, len)); }
+
+/* sendfile, splice and tee between descriptors of ours and others: when
+ * one of ours would block (and the program did not ask for non-blocking),
+ * wait until either side may be ready and try again; with none of ours
+ * involved, a system call with handoff. */
+struct move_args {
+	int in, out;
+	loff_t *offin, *offout;
+	off_t *off;
+	size_t n;
+	unsigned int fl;
+	int kind;
+};
+enum { MOVE_SENDFILE, MOVE_SPLICE, MOVE_TEE };
+
+static long op_move(void *p)
+{
+	struct move_args *a = p;
+	switch (a->kind) {
+	case MOVE_SENDFILE:
+		return syscall(SYS_sendfile, a->out, a->in, a->off, a->n);
+	case MOVE_SPLICE:
+		return syscall(SYS_splice, a->in, a->offin, a->out, a->offout, a->n, a->fl);
+	default:
+		return syscall(SYS_tee, a->in, a->out, a->n, a->fl);
+	}
+}
+
+/* The side that holds a move up: the input while it has nothing to read,
+ * else the output (a full pipe or socket). */
+static bool input_blocks(int in)
+{
+	struct pollfd p = {.fd = in, .events = POLLIN};
+	return raw_poll0(&p, 1) == 0;
+}
+
+static ssize_t move_common(struct move_args *a)
+{
+	struct pollDesc *pin = fd_acquire(a->in), *pout = fd_acquire(a->out);
+	if (!pin && !pout)
+		return BLOCKING(op_move(a));
+	bool nonblock = (pin && (atomic_load(&pin->flags) & FD_NONBLOCK)) ||
+	                (pout && (atomic_load(&pout->flags) & FD_NONBLOCK)) ||
+	                (a->kind != MOVE_SENDFILE && (a->fl & SPLICE_F_NONBLOCK));
+	pthread_testcancel();
+	long r;
+	for (;;) {
+		uint32_t rseen = pin ? pd_seq(pin, POLL_R) : 0;
+		uint32_t wseen = pout ? pd_seq(pout, POLL_W) : 0;
+		r = op_move(a);
+		if (r >= 0 || errno != EAGAIN || nonblock)
+			break;
+		bool on_input = pin && (!pout || input_blocks(a->in));
+		int e = on_input ? io_wait(pin, POLL_R, rseen, 0) : io_wait(pout, POLL_W, wseen, 0);
+		if (e) {
+			errno = e;
+			r = -1;
+			break;
+		}
+	}
+	int e = errno;
+	if (pin)
+		pd_release(pin);
+	if (pout)
+		pd_release(pout);
+	errno = e;
+	return r;
+}
+
+EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	if (!interposing())
+		return io_real.sendfile(out, in, off, n);
+	struct move_args a = {.in = in, .out = out, .off = off, .n = n, .kind = MOVE_SENDFILE};
+	return move_common(&a);
+}
+
+EXPORT ssize_t splice(int in, loff_t *offin, int out, loff_t *offout, size_t n, unsigned int fl)
+{
+	if (!interposing())
+		return io_real.splice(in, offin, out, offout, n, fl);
+	struct move_args a = {.in = in, .out = out, .offin = offin, .offout = offout, .n = n,
+	                      .fl = fl, .kind = MOVE_SPLICE};
+	return move_common(&a);
+}
+
+EXPORT ssize_t tee(int in, int out, size_t n, unsigned int fl)
+{
+	if (!interposing())
+		return io_real.tee(in, out, n, fl);
+	struct move_args a = {.in = in, .out = out, .n = n, .fl = fl, .kind = MOVE_TEE};
+	return move_common(&a);
+}
+
+EXPORT int system(const char *cmd)
+{
+	return BLOCKING(io_real.system(cmd));
+}
+
+/* ---- exec: nothing non-blocking leaks to another program ---------------- */
+
+/* Every fd of ours that survives an exec gets back the blocking mode the
+ * program believes it has (and loses it again if the exec failed). Raw
+ * system calls only: after a fork the child has no runtime to speak of. */
+static void fds_set_blocking(bool blocking)
+{
+	for (int t = 0; t < FDTAB_TOP; t++) {
+		fdslot_t *chunk = atomic_load(&fdtab[t]);
+		if (!chunk)
+			continue;
+		for (int i = 0; i < FDTAB_CHUNK; i++) {
+			struct pollDesc *pd = atomic_load(&chunk[i]);
+			if (!pd || (atomic_load(&pd->flags) & FD_NONBLOCK))
+				continue;
+			int fd = t << FDTAB_SHIFT | i;
+			long fdfl = syscall(SYS_fcntl, fd, F_GETFD);
+			long fl = syscall(SYS_fcntl, fd, F_GETFL);
+			if (fdfl < 0 || (fdfl & FD_CLOEXEC) || fl < 0)
+				continue;
+			if (blocking && (fl & O_NONBLOCK))
+				syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
+			else if (!blocking && !(fl & O_NONBLOCK))
+				syscall(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK);
+		}
+	}
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	fds_set_blocking(true);
+	int r = io_real.execve(path, argv, envp);
+	fds_set_blocking(false);
+	return r;
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	fds_set_blocking(true);
+	int r = io_real.fexecve(fd, argv, envp);
+	fds_set_blocking(false);
+	return r;
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	/* glibc's execvpe searches PATH and calls its internal execve. */
+	fds_set_blocking(true);
+	int r = io_real.execvpe(file, argv, envp);
+	fds_set_blocking(false);
+	return r;
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+/* execl, execle, execlp: the argument list as an array. */
+#define ARGV_FROM_VA(first, ap, argv, envp_out)                                            \
+	size_t n_ = 1;                                                                     \
+	va_start(ap, first);                                                               \
+	while (va_arg(ap, char *))                                                         \
+		n_++;                                                                      \
+	va_end(ap);                                                                        \
+	char *argv[n_ + 1];                                                                \
+	argv[0] = (char *)(first);                                                         \
+	va_start(ap, first);                                                               \
+	for (size_t i_ = 1; i_ <= n_; i_++)                                                \
+		argv[i_] = va_arg(ap, char *);                                             \
+	envp_out;                                                                          \
+	va_end(ap)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_VA(arg, ap, argv, (void)0);
+	return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_VA(arg, ap, argv, (void)0);
+	return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char **envp;
+	ARGV_FROM_VA(arg, ap, argv, envp = va_arg(ap, char **));
+	return execve(path, argv, envp);
+}
+
+/* posix_spawn runs the child's exec inside glibc: the descriptors that
+ * the child inherits get their blocking mode back for the spawn (the
+ * description is shared, so ours block for that moment too: a read then
+ * waits in the kernel, which is still correct). */
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	fds_set_blocking(true);
+	int r = BLOCKING(io_real.posix_spawn(pid, path, fa, attr, argv, envp));
+	fds_set_blocking(false);
+	return r;
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	fds_set_blocking(true);
+	int r = BLOCKING(io_real.posix_spawnp(pid, file, fa, attr, argv, envp));
+	fds_set_blocking(false);
+	return r;
+}
+
+/* ---- the large-file and fortified names ---------------------------------- */
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+	return pwrite(fd, buf, n, off);
+}
+
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	return __pread_chk(fd, buf, n, off, buflen);
+}
+
+EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return preadv(fd, iov, cnt, off);
+}
+
+EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return pwritev(fd, iov, cnt, off);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return BLOCKING(io_real.open(path, flags, mode));
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return BLOCKING(io_real.openat(dirfd, path, flags, mode));
+}
+
+/* __open_2: the fortified open without a mode (O_CREAT needs one). */
+EXPORT int __open_2(const char *path, int flags)
+{
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
+		__chk_fail();
+	return BLOCKING(io_real.open(path, flags));
+}
+
+EXPORT int __open64_2(const char *path, int flags) { return __open_2(path, flags); }
+
+EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
+		__chk_fail();
+	return BLOCKING(io_real.openat(dirfd, path, flags));
+}
+
+EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	return __openat_2(dirfd, path, flags);
+}
+
+EXPORT int creat64(const char *path, mode_t mode) { return creat(path, mode); }
+EXPORT int lockf64(int fd, int cmd, off_t len) { return lockf(fd, cmd, len); }
+
+EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+{
+	return sendfile(out, in, off, n);
+}
+
+/* glibc's versions of every name above. */
+SYMVER(read, V_BASE);
+SYMVER(write, V_BASE);
+SYMVER(readv, V_BASE);
+SYMVER(writev, V_BASE);
+SYMVER(recv, V_BASE);
+SYMVER(recvfrom, V_BASE);
+SYMVER(recvmsg, V_BASE);
+SYMVER(recvmmsg, V_2_12);
+SYMVER(send, V_BASE);
+SYMVER(sendto, V_BASE);
+SYMVER(sendmsg, V_BASE);
+SYMVER(sendmmsg, V_2_14);
+SYMVER(accept, V_BASE);
+SYMVER(accept4, V_2_10);
+SYMVER(connect, V_BASE);
+SYMVER(poll, V_BASE);
+SYMVER(ppoll, V_2_4);
+SYMVER(select, V_BASE);
+SYMVER(pselect, V_BASE);
+SYMVER(epoll_wait, V_2_3_2);
+SYMVER(epoll_pwait, V_2_6);
+SYMVER(epoll_create, V_2_3_2);
+SYMVER(epoll_create1, V_2_9);
+SYMVER(close, V_BASE);
+SYMVER(shutdown, V_BASE);
+SYMVER(socket, V_BASE);
+SYMVER(socketpair, V_BASE);
+SYMVER(pipe, V_BASE);
+SYMVER(pipe2, V_2_9);
+SYMVER(dup, V_BASE);
+SYMVER(dup2, V_BASE);
+SYMVER(dup3, V_2_9);
+SYMVER(fdopen, V_BASE);
+SYMVER(fcntl, V_BASE);
+SYMVER(fcntl64, V_2_28);
+SYMVER(ioctl, V_BASE);
+SYMVER(setsockopt, V_BASE);
+SYMVER(pread, V_BASE);
+SYMVER(pwrite, V_BASE);
+SYMVER(pread64, V_BASE);
+SYMVER(pwrite64, V_BASE);
+SYMVER(preadv, V_2_10);
+SYMVER(pwritev, V_2_10);
+SYMVER(preadv64, V_2_10);
+SYMVER(pwritev64, V_2_10);
+SYMVER(open, V_BASE);
+SYMVER(open64, V_BASE);
+SYMVER(openat, V_2_4);
+SYMVER(openat64, V_2_4);
+SYMVER(creat, V_BASE);
+SYMVER(creat64, V_BASE);
+SYMVER(__open_2, V_2_7);
+SYMVER(__open64_2, V_2_7);
+SYMVER(__openat_2, V_2_7);
+SYMVER(__openat64_2, V_2_7);
+SYMVER(fsync, V_BASE);
+SYMVER(fdatasync, V_BASE);
+SYMVER(sync, V_BASE);
+SYMVER(syncfs, V_2_14);
+SYMVER(waitpid, V_BASE);
+SYMVER(wait, V_BASE);
+SYMVER(wait4, V_BASE);
+SYMVER(waitid, V_BASE);
+SYMVER(getaddrinfo, V_BASE);
+SYMVER(getnameinfo, V_BASE);
+SYMVER(gethostbyname, V_BASE);
+SYMVER(gethostbyname2, V_BASE);
+SYMVER(gethostbyname_r, V_BASE);
+SYMVER(gethostbyname2_r, V_BASE);
+SYMVER(gethostbyaddr, V_BASE);
+SYMVER(gethostbyaddr_r, V_BASE);
+SYMVER(sigwait, V_BASE);
+SYMVER(sigwaitinfo, V_BASE);
+SYMVER(sigtimedwait, V_BASE);
+SYMVER(flock, V_BASE);
+SYMVER(lockf, V_BASE);
+SYMVER(lockf64, V_BASE);
+SYMVER(sendfile, V_BASE);
+SYMVER(sendfile64, V_2_3);
+SYMVER(splice, V_2_5);
+SYMVER(tee, V_2_5);
+SYMVER(system, V_BASE);
+SYMVER(execve, V_BASE);
+SYMVER(fexecve, V_BASE);
+SYMVER(execv, V_BASE);
+SYMVER(execvp, V_BASE);
+SYMVER(execvpe, V_2_11);
+SYMVER(execl, V_BASE);
+SYMVER(execlp, V_BASE);
+SYMVER(execle, V_BASE);
+SYMVER(posix_spawn, V_2_15);
+SYMVER(posix_spawnp, V_2_15);
+SYMVER(__read_chk, V_2_4);
+SYMVER(__recv_chk, V_2_4);
+SYMVER(__recvfrom_chk, V_2_4);
+SYMVER(__poll_chk, V_2_16);
+SYMVER(__ppoll_chk, V_2_16);
+SYMVER(__pread_chk, V_2_4);
+SYMVER(__pread64_chk, V_2_4);
