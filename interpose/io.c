@@ -43,6 +43,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -141,6 +143,46 @@ static struct pollDesc *fd_acquire(int fd)
 	}
 }
 
+/* The fds of ours that share an open file description (dups) are linked
+ * in a ring through pollDesc.sibling_*, under desc_lock: O_NONBLOCK and
+ * the socket timeouts belong to the description, so setting them through
+ * one fd shows through every other. */
+static mutex_t desc_lock;
+
+static void desc_link(struct pollDesc *pd, struct pollDesc *sibling)
+{
+	lock(&desc_lock);
+	pd->sibling_next = sibling->sibling_next;
+	pd->sibling_prev = sibling;
+	sibling->sibling_next->sibling_prev = pd;
+	sibling->sibling_next = pd;
+	unlock(&desc_lock);
+}
+
+static void desc_unlink(struct pollDesc *pd)
+{
+	lock(&desc_lock);
+	pd->sibling_prev->sibling_next = pd->sibling_next;
+	pd->sibling_next->sibling_prev = pd->sibling_prev;
+	pd->sibling_next = pd->sibling_prev = pd;
+	unlock(&desc_lock);
+}
+
+/* Sets an attribute of the description on all its fds of ours. */
+static void desc_set(struct pollDesc *pd, size_t field, int64_t v)
+{
+	lock(&desc_lock);
+	struct pollDesc *p = pd;
+	do {
+		if (field == offsetof(struct pollDesc, flags))
+			atomic_store(&p->flags, (uint32_t)v);
+		else
+			atomic_store((_Atomic int64_t *)((char *)p + field), v);
+		p = p->sibling_next;
+	} while (p != pd);
+	unlock(&desc_lock);
+}
+
 /* Takes fd out of the table and wakes its waiters: the fd is about to be
  * closed or replaced. The caller is in the runtime (it holds a P). */
 static void fd_forget(int fd)
@@ -148,6 +190,7 @@ static void fd_forget(int fd)
 	fdslot_t *slot = fd_slot(fd, false);
 	struct pollDesc *pd = slot ? atomic_exchange(slot, NULL) : NULL;
 	if (pd) {
+		desc_unlink(pd);
 		netpollclose(pd);
 		pd_release(pd);
 	}
@@ -155,9 +198,11 @@ static void fd_forget(int fd)
 
 /* Puts a descriptor this process just created (already non-blocking
  * underneath) under the netpoller. user_nonblock: the program asked for
- * O_NONBLOCK. If epoll refuses the fd, it goes back to the mode the
- * program asked for and stays a plain fd. */
-static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndtimeo)
+ * O_NONBLOCK. sibling: the pollDesc of the fd it is a dup of, or NULL. If
+ * epoll refuses the fd, it goes back to the mode the program asked for
+ * and stays a plain fd. */
+static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndtimeo,
+                     struct pollDesc *sibling)
 {
 	int e = errno;
 	interpose_enter();
@@ -169,8 +214,11 @@ static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndti
 		atomic_store(&pd->flags, user_nonblock ? FD_NONBLOCK : 0);
 		atomic_store(&pd->rcvtimeo, rcvtimeo);
 		atomic_store(&pd->sndtimeo, sndtimeo);
+		if (sibling)
+			desc_link(pd, sibling);
 		struct pollDesc *old = atomic_exchange(slot, pd);
 		if (old) { /* cannot happen: fd is ours until we return it */
+			desc_unlink(old);
 			netpollclose(old);
 			pd_release(old);
 		}
@@ -263,6 +311,19 @@ static int64_t timeo_of(struct pollDesc *pd, uint32_t mode)
 	return atomic_load(mode == POLL_R ? &pd->rcvtimeo : &pd->sndtimeo);
 }
 
+/* A socket error that arrived while a writer was parked (a reset, a peer
+ * that closed with data unread): the kernel's own blocking send sees it
+ * in its wait loop before it tries again, and so does a woken writer. 0
+ * if none or not a socket. */
+static int pending_error(int fd)
+{
+	int soerr = 0;
+	socklen_t len = sizeof soerr;
+	if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+		return 0;
+	return soerr;
+}
+
 /* The heart of every call: try op on a descriptor of ours, park while it
  * would block. Returns op's result with errno as the call must leave it.
  * ETIMEDOUT of a wait becomes timeout_errno. */
@@ -271,6 +332,7 @@ io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int 
 {
 	bool nonblock = atomic_load_explicit(&pd->flags, memory_order_relaxed) & FD_NONBLOCK;
 	int64_t timeo = timeo_of(pd, mode), deadline = 0;
+	int saved = errno; /* a success after an EAGAIN leaves errno alone */
 	ssize_t r;
 	for (;;) {
 		uint32_t seen = pd_seq(pd, mode);
@@ -280,12 +342,15 @@ io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int 
 		if (timeo && !deadline)
 			deadline = nanotime() + timeo;
 		int e = io_wait(pd, mode, seen, deadline);
+		if (!e && mode == POLL_W)
+			e = pending_error(pd->fd);
 		if (e) {
 			errno = e == ETIMEDOUT ? timeout_errno : e;
+			r = -1;
 			break;
 		}
 	}
-	int e = errno;
+	int e = r < 0 ? errno : saved;
 	pd_release(pd);
 	errno = e;
 	return r;
@@ -432,15 +497,106 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int fl
 	return recv_common(fd, buf, n, flags, addr, addrlen);
 }
 
+/* ---- descriptors passed in SCM_RIGHTS --------------------------------- */
+
+/* A description of ours sent in SCM_RIGHTS stays non-blocking underneath:
+ * we cannot know who receives it. When it comes back to this process, the
+ * receiving fd joins the table with the view the sending fd had, found by
+ * the description's (st_dev, st_ino) among the last SENT_RING sent. */
+#define SENT_RING 64
+static struct {
+	mutex_t lock;
+	unsigned int next;
+	struct sent_desc {
+		dev_t dev;
+		ino_t ino;
+		uint32_t view;
+	} ring[SENT_RING];
+} sent;
+
+static int *rights_fds(struct cmsghdr *c, size_t *n)
+{
+	if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		return NULL;
+	*n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	return (int *)(void *)CMSG_DATA(c);
+}
+
+static void note_sent_fds(const struct msghdr *msg)
+{
+	if (!msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr))
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+		size_t n;
+		int *fds = rights_fds(c, &n);
+		for (size_t i = 0; fds && i < n; i++) {
+			struct pollDesc *pd = fd_acquire(fds[i]);
+			struct stat st;
+			if (pd && syscall(SYS_fstat, fds[i], &st) == 0) {
+				lock(&sent.lock);
+				sent.ring[sent.next++ % SENT_RING] = (struct sent_desc){
+					st.st_dev, st.st_ino, atomic_load(&pd->flags)};
+				unlock(&sent.lock);
+			}
+			if (pd)
+				pd_release(pd);
+		}
+	}
+}
+
+static void adopt_received_fds(struct msghdr *msg)
+{
+	if (!msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr))
+		return;
+	int e = errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		size_t n;
+		int *fds = rights_fds(c, &n);
+		for (size_t i = 0; fds && i < n; i++) {
+			struct stat st;
+			if (syscall(SYS_fstat, fds[i], &st) != 0)
+				continue;
+			bool found = false;
+			uint32_t view = 0;
+			lock(&sent.lock);
+			for (int k = 0; k < SENT_RING && !found; k++) {
+				struct sent_desc *d = &sent.ring[k];
+				if (d->ino == st.st_ino && d->dev == st.st_dev && d->ino) {
+					found = true;
+					view = d->view;
+				}
+			}
+			unlock(&sent.lock);
+			if (found)
+				fd_adopt(fds[i], view & FD_NONBLOCK, 0, 0, NULL);
+		}
+	}
+	errno = e;
+}
+
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	struct rw_args a = {.fd = fd, .msg = msg, .flags = flags};
+	if (!interposing())
+		return io_real.recvmsg(fd, msg, flags);
+	ssize_t r;
+	struct pollDesc *pd = fd_acquire(fd);
 	if (flags & MSG_DONTWAIT) {
-		if (!interposing())
-			return io_real.recvmsg(fd, msg, flags);
-		return syscall(SYS_recvmsg, fd, msg, flags);
+		r = syscall(SYS_recvmsg, fd, msg, flags);
+		if (pd) {
+			int e = errno;
+			pd_release(pd);
+			errno = e;
+		}
+	} else if (!pd) {
+		r = BLOCKING(io_real.recvmsg(fd, msg, flags));
+	} else {
+		pthread_testcancel();
+		struct rw_args a = {.fd = fd, .msg = msg, .flags = flags};
+		r = io_loop(pd, POLL_R, op_recvmsg, &a, EAGAIN);
 	}
-	IO_CALL(fd, POLL_R, op_recvmsg, &a, io_real.recvmsg(fd, msg, flags));
+	if (r >= 0)
+		adopt_received_fds(msg);
+	return r;
 }
 
 /* ---- write side --------------------------------------------------------- */
@@ -602,6 +758,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (!interposing())
 		return io_real.sendmsg(fd, msg, flags);
+	note_sent_fds(msg);
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return BLOCKING(io_real.sendmsg(fd, msg, flags));
@@ -693,7 +850,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int 
 	struct rw_args a = {.fd = fd, .addr = addr, .addrlen = addrlen, .flags = flags};
 	int nfd = (int)io_loop(pd, POLL_R, op_accept4, &a, EAGAIN);
 	if (nfd >= 0)
-		fd_adopt(nfd, flags & SOCK_NONBLOCK, 0, 0);
+		fd_adopt(nfd, flags & SOCK_NONBLOCK, 0, 0, NULL);
 	return nfd;
 }
 
@@ -741,6 +898,11 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 				soerr = errno;
 			r = soerr ? -1 : 0;
 			e = soerr;
+			/* The kernel marks the socket connected at the next
+			 * connect, as a blocking connect does before it returns:
+			 * then one more connect gives EISCONN, as natively. */
+			if (!soerr)
+				syscall(SYS_connect, fd, addr, len);
 			break;
 		}
 		int w = io_wait(pd, POLL_W, seen, deadline);
@@ -769,7 +931,7 @@ EXPORT int socket(int domain, int type, int protocol)
 		return io_real.socket(domain, type, protocol);
 	int fd = io_real.socket(domain, type | SOCK_NONBLOCK, protocol);
 	if (fd >= 0)
-		fd_adopt(fd, type & SOCK_NONBLOCK, 0, 0);
+		fd_adopt(fd, type & SOCK_NONBLOCK, 0, 0, NULL);
 	return fd;
 }
 
@@ -779,8 +941,8 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 		return io_real.socketpair(domain, type, protocol, sv);
 	int r = io_real.socketpair(domain, type | SOCK_NONBLOCK, protocol, sv);
 	if (r == 0) {
-		fd_adopt(sv[0], type & SOCK_NONBLOCK, 0, 0);
-		fd_adopt(sv[1], type & SOCK_NONBLOCK, 0, 0);
+		fd_adopt(sv[0], type & SOCK_NONBLOCK, 0, 0, NULL);
+		fd_adopt(sv[1], type & SOCK_NONBLOCK, 0, 0, NULL);
 	}
 	return r;
 }
@@ -791,8 +953,8 @@ EXPORT int pipe2(int fds[2], int flags)
 		return io_real.pipe2(fds, flags);
 	int r = io_real.pipe2(fds, flags | O_NONBLOCK);
 	if (r == 0) {
-		fd_adopt(fds[0], flags & O_NONBLOCK, 0, 0);
-		fd_adopt(fds[1], flags & O_NONBLOCK, 0, 0);
+		fd_adopt(fds[0], flags & O_NONBLOCK, 0, 0, NULL);
+		fd_adopt(fds[1], flags & O_NONBLOCK, 0, 0, NULL);
 	}
 	return r;
 }
@@ -807,7 +969,7 @@ EXPORT int epoll_create1(int flags)
 {
 	int fd = io_real.epoll_create1(flags);
 	if (fd >= 0 && interposing())
-		fd_adopt(fd, false, 0, 0);
+		fd_adopt(fd, false, 0, 0, NULL);
 	return fd;
 }
 
@@ -815,7 +977,7 @@ EXPORT int epoll_create(int size)
 {
 	int fd = io_real.epoll_create(size);
 	if (fd >= 0 && interposing())
-		fd_adopt(fd, false, 0, 0);
+		fd_adopt(fd, false, 0, 0, NULL);
 	return fd;
 }
 
@@ -837,7 +999,7 @@ static void fd_dup_view(int oldfd, int newfd)
 	if (!pd)
 		return;
 	fd_adopt(newfd, atomic_load(&pd->flags) & FD_NONBLOCK, atomic_load(&pd->rcvtimeo),
-	         atomic_load(&pd->sndtimeo));
+	         atomic_load(&pd->sndtimeo), pd);
 	pd_release(pd);
 }
 
@@ -938,7 +1100,8 @@ static int fcntl_common(int fd, int cmd, void *arg)
 			int fl = (int)(intptr_t)arg;
 			r = io_real.fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 			if (r == 0)
-				atomic_store(&pd->flags, (fl & O_NONBLOCK) ? FD_NONBLOCK : 0);
+				desc_set(pd, offsetof(struct pollDesc, flags),
+				         (fl & O_NONBLOCK) ? FD_NONBLOCK : 0);
 		}
 		int e = errno;
 		pd_release(pd);
@@ -991,7 +1154,8 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 			int on = 1;
 			int r = io_real.ioctl(fd, FIONBIO, &on);
 			if (r == 0)
-				atomic_store(&pd->flags, *(int *)arg ? FD_NONBLOCK : 0);
+				desc_set(pd, offsetof(struct pollDesc, flags),
+				         *(int *)arg ? FD_NONBLOCK : 0);
 			int e = errno;
 			pd_release(pd);
 			errno = e;
@@ -1008,8 +1172,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 	    interposing() && len >= sizeof(struct timeval)) {
 		struct pollDesc *pd = fd_acquire(fd);
 		if (pd) {
-			atomic_store(name == SO_RCVTIMEO ? &pd->rcvtimeo : &pd->sndtimeo,
-			             timeo_ns(val));
+			desc_set(pd,
+			         name == SO_RCVTIMEO ? offsetof(struct pollDesc, rcvtimeo)
+			                             : offsetof(struct pollDesc, sndtimeo),
+			         timeo_ns(val));
 			pd_release(pd);
 		}
 	}

@@ -225,6 +225,7 @@ struct pollDesc *netpollopen(int fd, int *err)
 	atomic_store(&pd->rcvtimeo, 0);
 	atomic_store(&pd->sndtimeo, 0);
 	pd->waiters = NULL;
+	pd->sibling_next = pd->sibling_prev = pd;
 	atomic_store(&pd->refs, 1);
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,

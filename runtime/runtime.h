@@ -511,7 +511,9 @@ struct pollDesc {
 	_Atomic bool closing;
 	_Atomic uint32_t rseq, wseq; /* readiness events seen, per direction */
 	struct pollWaiter *waiters;
-	/* The program's view of the fd (interpose/io.c). */
+	/* The program's view of the fd (interpose/io.c), and the other fds of
+	 * its open file description. */
+	struct pollDesc *sibling_next, *sibling_prev;
 	_Atomic uint32_t flags;
 	_Atomic int64_t rcvtimeo, sndtimeo; /* ns; 0: none */
 };
