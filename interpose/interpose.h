@@ -63,6 +63,7 @@
 #endif
 #define V_2_17 "GLIBC_2.17"
 #define V_2_28 "GLIBC_2.28"
+#define V_2_34 "GLIBC_2.34"
 
 #define INTERPOSE(name, ver) __asm__(".symver goshim_" #name "," #name "@@" ver)
 /* A function defined under glibc's own name gets glibc's version. */
@@ -148,6 +149,27 @@ static inline bool interposing(void)
 	if (unlikely(!__atomic_load_n(&interpose_ready, __ATOMIC_ACQUIRE)))
 		interpose_init();
 	return interpose_active;
+}
+
+/* May an interposed call that would block enter the runtime here? Not
+ * from a signal handler that interrupted the runtime: the scheduler on g0,
+ * a goroutine between runtime_enter and runtime_leave, or a stack switch,
+ * whose thread pointer may already show the next goroutine while the
+ * stack is still the last one's (so the stack pointer must be on the
+ * goroutine's own stack). Not in the child of a fork either, which has
+ * none of the parent's other threads. Those make the system call
+ * themselves, as glibc would. */
+extern bool forked_child;
+static inline bool may_enter_runtime(void)
+{
+	if (unlikely(forked_child))
+		return false;
+	struct g *gp = getg();
+	if (!gp)
+		return true; /* a thread the runtime does not know: adopted */
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	return gp->m && gp != gp->m->g0 && !gp->inruntime && sp >= gp->stack.lo &&
+	       sp < gp->stack.hi;
 }
 
 /* Enter the runtime from user code (adopting an unknown thread). The

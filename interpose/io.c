@@ -76,13 +76,17 @@ extern void __chk_fail(void) __attribute__((noreturn));
 	X(gethostbyname2) X(gethostbyname2_r) X(gethostbyaddr) X(gethostbyaddr_r)         \
 	X(getnameinfo) X(sigwait) X(sigwaitinfo) X(sigtimedwait) X(flock) X(lockf)        \
 	X(sendfile) X(splice) X(tee) X(system) X(execve) X(fexecve) X(posix_spawn)        \
-	X(posix_spawnp) X(sync) X(syncfs) X(execvpe) X(fdopen)
+	X(posix_spawnp) X(sync) X(syncfs) X(execvpe) X(fdopen) X(popen) X(close_range) X(closefrom)
 
 #define X_FIELD(name) __typeof(name) *name;
 static struct {
 	IO_REAL_FNS(X_FIELD)
 } io_real;
 #undef X_FIELD
+
+static void atfork_prepare(void);
+static void atfork_child(void);
+static void fds_inherit(void);
 
 void io_init(void)
 {
@@ -94,6 +98,15 @@ void io_init(void)
 	}
 	IO_REAL_FNS(X_RESOLVE)
 #undef X_RESOLVE
+	pthread_atfork(atfork_prepare, NULL, atfork_child);
+}
+
+/* Are these calls ours to park? Not in pass-through, not from a signal
+ * handler that interrupted the runtime, not in a fork child: then they are
+ * glibc's (interpose.h: may_enter_runtime). */
+static inline bool io_on(void)
+{
+	return interposing() && may_enter_runtime();
 }
 
 /* ---- the fd table --------------------------------------------------- */
@@ -185,13 +198,13 @@ static void desc_set(struct pollDesc *pd, size_t field, int64_t v)
 
 /* Takes fd out of the table and wakes its waiters: the fd is about to be
  * closed or replaced. The caller is in the runtime (it holds a P). */
-static void fd_forget(int fd)
+static void fd_forget(int fd, bool closing)
 {
 	fdslot_t *slot = fd_slot(fd, false);
 	struct pollDesc *pd = slot ? atomic_exchange(slot, NULL) : NULL;
 	if (pd) {
 		desc_unlink(pd);
-		netpollclose(pd);
+		netpollevict(pd, closing);
 		pd_release(pd);
 	}
 }
@@ -206,7 +219,7 @@ static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndti
 {
 	int e = errno;
 	interpose_enter();
-	fd_forget(fd); /* a stale entry: that fd was closed behind our back */
+	fd_forget(fd, true); /* a stale entry: that fd was closed behind our back */
 	int err;
 	fdslot_t *slot = fd_slot(fd, true);
 	struct pollDesc *pd = slot ? netpollopen(fd, &err) : NULL;
@@ -219,7 +232,7 @@ static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndti
 		struct pollDesc *old = atomic_exchange(slot, pd);
 		if (old) { /* cannot happen: fd is ours until we return it */
 			desc_unlink(old);
-			netpollclose(old);
+			netpollevict(old, true);
 			pd_release(old);
 		}
 	} else if (!user_nonblock) {
@@ -237,7 +250,7 @@ static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndti
  * (Go's entersyscall/exitsyscall). NULL when not interposing. */
 static struct g *sys_begin(void)
 {
-	if (!interposing())
+	if (!io_on())
 		return NULL;
 	struct g *gp = interpose_enter();
 	entersyscall();
@@ -274,9 +287,28 @@ static struct timespec *ts_until(int64_t deadline, struct timespec *ts)
 	return ts;
 }
 
+/* Would the kernel restart a call a signal handler interrupted? Only if
+ * every handler the program installed has SA_RESTART: we do not know
+ * which signal it was. */
+static bool handlers_restart(void)
+{
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) != 0 || sa.sa_handler == SIG_DFL ||
+		    sa.sa_handler == SIG_IGN)
+			continue;
+		if (!(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
 /* Waits until mode may be ready on pd (seen: pd_seq before the attempt
  * that would have blocked). 0: try again; else EBADF (closed under us),
- * ETIMEDOUT, EINTR (a signal, for a thread-locked goroutine). */
+ * ETIMEDOUT, ECANCELED (pthread_cancel: the caller acts on it once it
+ * holds no reference, io_done), or EINTR: a thread-locked goroutine waits
+ * in the kernel, and a signal handler without SA_RESTART interrupts it (as
+ * one interrupts a socket call with a timeout whatever its flags). */
 static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline)
 {
 	struct g *gp = getg();
@@ -285,16 +317,27 @@ static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t de
 		struct timespec ts;
 		long n = BLOCKING(syscall(SYS_ppoll, &p, 1, ts_until(deadline, &ts), NULL, 0));
 		if (n < 0)
-			return errno;
+			return errno == EINTR && !deadline && handlers_restart() ? 0 : errno;
 		return n == 0 ? ETIMEDOUT : 0;
 	}
 	bool cancelable = cancel_enabled();
 	interpose_enter();
 	int r = netpollwait(pd, mode, seen, deadline, cancelable);
 	interpose_leave();
-	if (r == ECANCELED) {
-		pthread_testcancel(); /* acts on it: does not return */
-		r = 0;
+	return r;
+}
+
+/* The end of an interposed call that may have waited: a cancellation
+ * that ended the wait acts now (it unwinds), when no reference is held;
+ * on success errno is the caller's own (the attempts before a wait failed
+ * with EAGAIN). */
+static ssize_t io_done(ssize_t r, int saved_errno)
+{
+	if (r >= 0) {
+		errno = saved_errno;
+	} else if (errno == ECANCELED) {
+		pthread_testcancel();
+		errno = EINTR;
 	}
 	return r;
 }
@@ -325,20 +368,23 @@ static int pending_error(int fd)
 }
 
 /* The heart of every call: try op on a descriptor of ours, park while it
- * would block. Returns op's result with errno as the call must leave it.
- * ETIMEDOUT of a wait becomes timeout_errno. */
+ * would block (unless the program's view, or dontwait, says non-blocking),
+ * until deadline (0: the socket timeout for mode, if any). The caller
+ * holds a reference on pd throughout. Returns op's result, errno set when
+ * it fails; ETIMEDOUT of a wait becomes timeout_errno. */
 static inline __attribute__((always_inline)) ssize_t
-io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int timeout_errno)
+io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int timeout_errno,
+        bool dontwait, int64_t deadline)
 {
-	bool nonblock = atomic_load_explicit(&pd->flags, memory_order_relaxed) & FD_NONBLOCK;
-	int64_t timeo = timeo_of(pd, mode), deadline = 0;
-	int saved = errno; /* a success after an EAGAIN leaves errno alone */
+	bool nonblock = dontwait ||
+	                (atomic_load_explicit(&pd->flags, memory_order_relaxed) & FD_NONBLOCK);
+	int64_t timeo = deadline ? 0 : timeo_of(pd, mode);
 	ssize_t r;
 	for (;;) {
 		uint32_t seen = pd_seq(pd, mode);
 		r = op(a);
-		if (r >= 0 || errno != EAGAIN || nonblock)
-			break;
+		if (r >= 0 || errno != EAGAIN || nonblock || atomic_load(&pd->evicted))
+			return r;
 		if (timeo && !deadline)
 			deadline = nanotime() + timeo;
 		int e = io_wait(pd, mode, seen, deadline);
@@ -346,29 +392,39 @@ io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int 
 			e = pending_error(pd->fd);
 		if (e) {
 			errno = e == ETIMEDOUT ? timeout_errno : e;
-			r = -1;
-			break;
+			return -1;
 		}
 	}
-	int e = r < 0 ? errno : saved;
-	pd_release(pd);
-	errno = e;
-	return r;
 }
 
-/* Every interposed read-like or write-like call: glibc's function when the
- * runtime is not in charge or the fd is not ours (as a blocking syscall),
- * else io_loop. */
-#define IO_CALL(fd, mode, op, a, passthrough)                                              \
+/* Releases the caller's reference, errno intact, and ends the call
+ * (io_done). */
+static ssize_t io_release_done(struct pollDesc *pd, ssize_t r, int saved_errno)
+{
+	int e = errno;
+	pd_release(pd);
+	errno = e;
+	return io_done(r, saved_errno);
+}
+
+/* Every interposed read-like call on one descriptor: glibc's function
+ * when the runtime is not in charge, a blocking system call when the fd
+ * is not ours, else io_loop. */
+#define IO_CALL(fd, mode, op, a, dontwait, passthrough)                                    \
 	do {                                                                               \
-		if (!interposing())                                                        \
+		if (!io_on())                                                              \
 			return passthrough;                                                \
+		int saved_ = errno;                                                        \
+		pthread_testcancel();                                                      \
 		struct pollDesc *pd_ = fd_acquire(fd);                                     \
 		if (!pd_)                                                                  \
 			return BLOCKING(passthrough);                                      \
-		pthread_testcancel();                                                      \
-		return io_loop(pd_, mode, op, a, EAGAIN);                                  \
+		return io_release_done(pd_, io_loop(pd_, mode, op, a, EAGAIN, dontwait, 0), \
+		                       saved_);                                            \
 	} while (0)
+
+/* Flags with which a receive never waits: the error queue never blocks. */
+#define RECV_NOWAIT (MSG_DONTWAIT | MSG_ERRQUEUE)
 
 /* ---- read side -------------------------------------------------------- */
 
@@ -411,7 +467,7 @@ static ssize_t op_recvmsg(void *p)
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	struct rw_args a = {.fd = fd, .buf = buf, .n = n};
-	IO_CALL(fd, POLL_R, op_read, &a, io_real.read(fd, buf, n));
+	IO_CALL(fd, POLL_R, op_read, &a, false, io_real.read(fd, buf, n));
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -424,51 +480,70 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct rw_args a = {.fd = fd, .iov = iov, .iovcnt = iovcnt};
-	IO_CALL(fd, POLL_R, op_readv, &a, io_real.readv(fd, iov, iovcnt));
+	IO_CALL(fd, POLL_R, op_readv, &a, false, io_real.readv(fd, iov, iovcnt));
 }
 
-/* recv and recvfrom: MSG_DONTWAIT never waits; MSG_WAITALL on a stream
- * waits until n bytes came, EOF, or an error (then what came so far). */
+static bool is_stream(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof type;
+	return syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	       type == SOCK_STREAM;
+}
+
+/* recv and recvfrom. MSG_WAITALL on a stream socket waits until n bytes
+ * came, EOF, or an error (then what came so far); with MSG_PEEK until n
+ * bytes can be peeked. */
 static ssize_t recv_common(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
                            socklen_t *addrlen)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.recvfrom(fd, buf, n, flags, addr, addrlen);
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return BLOCKING(io_real.recvfrom(fd, buf, n, flags, addr, addrlen));
-	if (flags & MSG_DONTWAIT) {
-		ssize_t r = syscall(SYS_recvfrom, fd, buf, n, flags, addr, addrlen);
-		int e = errno;
-		pd_release(pd);
-		errno = e;
-		return r;
-	}
-	pthread_testcancel();
 	struct rw_args a = {.fd = fd, .buf = buf, .n = n, .flags = flags & ~MSG_WAITALL,
 	                    .addr = addr, .addrlen = addrlen};
-	if (!(flags & MSG_WAITALL) || (atomic_load(&pd->flags) & FD_NONBLOCK))
-		return io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN);
+	bool dontwait = flags & RECV_NOWAIT;
+	if (!(flags & MSG_WAITALL) || dontwait || (atomic_load(&pd->flags) & FD_NONBLOCK) ||
+	    !is_stream(fd)) {
+		a.flags = flags;
+		return io_release_done(pd, io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN, dontwait, 0),
+		                       saved);
+	}
 	size_t got = 0;
+	ssize_t r = 0;
 	while (got < n) {
-		a.buf = (char *)buf + got;
-		a.n = n - got;
-		if (!pd_acquire(pd))
+		if (flags & MSG_PEEK) {
+			a.n = n;
+			a.flags = flags & ~MSG_WAITALL;
+		} else {
+			a.buf = (char *)buf + got;
+			a.n = n - got;
+		}
+		uint32_t seen = pd_seq(pd, POLL_R);
+		r = io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN, false, 0);
+		if (r <= 0)
 			break;
-		ssize_t r = io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN);
-		if (r <= 0) {
-			if (got == 0) {
-				pd_release(pd);
-				return r;
+		if (flags & MSG_PEEK) {
+			if ((size_t)r >= n)
+				break;
+			/* Not all there yet: wait for more, then peek again. */
+			int e = io_wait(pd, POLL_R, seen, 0);
+			if (e) {
+				errno = e;
+				r = -1;
+				break;
 			}
-			break;
+			continue;
 		}
 		got += (size_t)r;
-		if (flags & MSG_PEEK)
-			break;
 	}
-	pd_release(pd);
-	return (ssize_t)got;
+	if (flags & MSG_PEEK)
+		return io_release_done(pd, r, saved);
+	return io_release_done(pd, got ? (ssize_t)got : r, saved);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -576,23 +651,18 @@ static void adopt_received_fds(struct msghdr *msg)
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.recvmsg(fd, msg, flags);
+	int saved = errno;
+	pthread_testcancel();
 	ssize_t r;
 	struct pollDesc *pd = fd_acquire(fd);
-	if (flags & MSG_DONTWAIT) {
-		r = syscall(SYS_recvmsg, fd, msg, flags);
-		if (pd) {
-			int e = errno;
-			pd_release(pd);
-			errno = e;
-		}
-	} else if (!pd) {
+	if (!pd) {
 		r = BLOCKING(io_real.recvmsg(fd, msg, flags));
 	} else {
-		pthread_testcancel();
 		struct rw_args a = {.fd = fd, .msg = msg, .flags = flags};
-		r = io_loop(pd, POLL_R, op_recvmsg, &a, EAGAIN);
+		r = io_release_done(pd, io_loop(pd, POLL_R, op_recvmsg, &a, EAGAIN,
+		                                 flags & RECV_NOWAIT, 0), saved);
 	}
 	if (r >= 0)
 		adopt_received_fds(msg);
@@ -626,19 +696,29 @@ static ssize_t op_sendmsg(void *p)
 	return syscall(SYS_sendmsg, a->fd, a->msg, a->flags);
 }
 
+/* The deadline of a whole blocking send: SO_SNDTIMEO bounds the call, not
+ * each part of it. */
+static int64_t send_deadline(struct pollDesc *pd)
+{
+	int64_t t = timeo_of(pd, POLL_W);
+	return t ? nanotime() + t : 0;
+}
+
 /* A blocking write writes everything: the rest of a partial write goes out
  * as room appears, and an error or timeout after a partial write returns
  * the count so far (as the kernel's own blocking write does). */
-static ssize_t write_all(struct pollDesc *pd, ssize_t (*op)(void *), struct rw_args *a)
+static ssize_t write_all(struct pollDesc *pd, ssize_t (*op)(void *), struct rw_args *a,
+                         bool dontwait)
 {
-	bool nonblock = atomic_load(&pd->flags) & FD_NONBLOCK;
+	bool nonblock = dontwait || (atomic_load(&pd->flags) & FD_NONBLOCK);
+	int64_t deadline = nonblock ? 0 : send_deadline(pd);
 	size_t done = 0, n = a->n;
 	for (;;) {
-		ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN);
+		ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN, nonblock, deadline);
 		if (r < 0)
 			return done ? (ssize_t)done : r;
 		done += (size_t)r;
-		if (nonblock || done >= n || r == 0 || !pd_acquire(pd))
+		if (nonblock || done >= n || r == 0)
 			return (ssize_t)done;
 		a->buf = (char *)a->buf + r;
 		a->n -= (size_t)r;
@@ -648,9 +728,11 @@ static ssize_t write_all(struct pollDesc *pd, ssize_t (*op)(void *), struct rw_a
 static ssize_t send_common(int fd, const void *buf, size_t n, int flags,
                            const struct sockaddr *addr, socklen_t addrlen, bool is_write)
 {
-	if (!interposing())
+	if (!io_on())
 		return is_write ? io_real.write(fd, buf, n)
 		                : io_real.sendto(fd, buf, n, flags, addr, addrlen);
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return is_write ? BLOCKING(io_real.write(fd, buf, n))
@@ -658,15 +740,8 @@ static ssize_t send_common(int fd, const void *buf, size_t n, int flags,
 	struct rw_args a = {.fd = fd, .buf = (void *)buf, .n = n, .flags = flags,
 	                    .addr = (struct sockaddr *)addr,
 	                    .addrlen = (socklen_t *)(uintptr_t)addrlen};
-	if (flags & MSG_DONTWAIT) {
-		ssize_t r = op_sendto(&a);
-		int e = errno;
-		pd_release(pd);
-		errno = e;
-		return r;
-	}
-	pthread_testcancel();
-	return write_all(pd, is_write ? op_write : op_sendto, &a);
+	ssize_t r = write_all(pd, is_write ? op_write : op_sendto, &a, flags & MSG_DONTWAIT);
+	return io_release_done(pd, r, saved);
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -691,20 +766,21 @@ static ssize_t writev_all(struct pollDesc *pd, struct rw_args *a, bool is_msg)
 {
 	const struct iovec *iov = is_msg ? a->msg->msg_iov : a->iov;
 	int cnt = is_msg ? (int)a->msg->msg_iovlen : a->iovcnt;
-	if (cnt < 0 || cnt > IOV_MAX) {
-		pd_release(pd);
-		errno = EINVAL;
+	if (cnt < 0 || cnt > IOV_MAX || (is_msg && a->msg->msg_iovlen > IOV_MAX)) {
+		errno = is_msg ? EMSGSIZE : EINVAL;
 		return -1;
 	}
+	bool nonblock = (is_msg && (a->flags & MSG_DONTWAIT)) ||
+	                (atomic_load(&pd->flags) & FD_NONBLOCK);
+	int64_t deadline = nonblock ? 0 : send_deadline(pd);
+	ssize_t (*op)(void *) = is_msg ? op_sendmsg : op_writev;
 	size_t total = 0;
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
-	ssize_t r = io_loop(pd, POLL_W, is_msg ? op_sendmsg : op_writev, a, EAGAIN);
-	if (r < 0 || (size_t)r >= total || (atomic_load(&pd->flags) & FD_NONBLOCK) ||
-	    (is_msg && (a->flags & MSG_DONTWAIT)))
+	ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN, nonblock, deadline);
+	if (r < 0 || (size_t)r >= total || nonblock)
 		return r;
 	struct iovec copy[cnt];
-	memcpy(copy, iov, sizeof copy);
 	struct msghdr m;
 	if (is_msg) {
 		m = *a->msg;
@@ -712,59 +788,57 @@ static ssize_t writev_all(struct pollDesc *pd, struct rw_args *a, bool is_msg)
 		m.msg_controllen = 0;
 		m.msg_name = NULL;
 		m.msg_namelen = 0;
-		m.msg_iov = copy;
 		a->msg = &m;
 	}
 	size_t done = (size_t)r;
-	int first = 0;
 	while (done < total) {
 		size_t skip = done;
-		for (first = 0; first < cnt && skip >= copy[first].iov_len; first++)
-			skip -= iov[first].iov_len;
-		copy[first].iov_base = (char *)iov[first].iov_base + skip;
-		copy[first].iov_len = iov[first].iov_len - skip;
+		int first = 0;
+		while (skip >= iov[first].iov_len)
+			skip -= iov[first++].iov_len;
+		memcpy(copy, iov + first, (size_t)(cnt - first) * sizeof *copy);
+		copy[0].iov_base = (char *)copy[0].iov_base + skip;
+		copy[0].iov_len -= skip;
 		if (is_msg) {
-			m.msg_iov = &copy[first];
+			m.msg_iov = copy;
 			m.msg_iovlen = (size_t)(cnt - first);
 		} else {
-			a->iov = &copy[first];
+			a->iov = copy;
 			a->iovcnt = cnt - first;
 		}
-		if (!pd_acquire(pd))
-			break;
-		r = io_loop(pd, POLL_W, is_msg ? op_sendmsg : op_writev, a, EAGAIN);
+		r = io_loop(pd, POLL_W, op, a, EAGAIN, false, deadline);
 		if (r <= 0)
 			break;
 		done += (size_t)r;
-		for (int i = first; i < cnt; i++) /* restore for the next skip */
-			copy[i] = iov[i];
 	}
 	return (ssize_t)done;
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.writev(fd, iov, iovcnt);
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return BLOCKING(io_real.writev(fd, iov, iovcnt));
-	pthread_testcancel();
 	struct rw_args a = {.fd = fd, .iov = iov, .iovcnt = iovcnt};
-	return writev_all(pd, &a, false);
+	return io_release_done(pd, writev_all(pd, &a, false), saved);
 }
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.sendmsg(fd, msg, flags);
+	int saved = errno;
+	pthread_testcancel();
 	note_sent_fds(msg);
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return BLOCKING(io_real.sendmsg(fd, msg, flags));
-	pthread_testcancel();
 	struct rw_args a = {.fd = fd, .msg = (struct msghdr *)msg, .flags = flags};
-	return writev_all(pd, &a, true);
+	return io_release_done(pd, writev_all(pd, &a, true), saved);
 }
 
 /* ---- several messages ---------------------------------------------------- */
@@ -788,47 +862,61 @@ static ssize_t op_sendmmsg(void *p)
 	return syscall(SYS_sendmmsg, a->fd, a->v, a->n, a->flags | MSG_DONTWAIT);
 }
 
-/* Blocking recvmmsg waits for vlen messages (MSG_WAITFORONE: for one) and
- * sendmmsg sends them all; an error after some returns the count. A
- * recvmmsg timeout runs the call in the kernel. */
-static int mmsg_all(int fd, struct mmsghdr *v, unsigned int n, int flags, uint32_t mode)
+/* A blocking recvmmsg waits for vlen messages (MSG_WAITFORONE: for one);
+ * a timeout is looked at after each message, as Linux does (it never
+ * bounds the wait for the first one), and gets the time left. A blocking
+ * sendmmsg sends them all. An error after some returns the count. */
+static int mmsg_all(int fd, struct mmsghdr *v, unsigned int n, int flags, uint32_t mode,
+                    struct timespec *tmo)
 {
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
-		return mode == POLL_R ? BLOCKING(io_real.recvmmsg(fd, v, n, flags, NULL))
+		return mode == POLL_R ? BLOCKING(io_real.recvmmsg(fd, v, n, flags, tmo))
 		                      : BLOCKING(io_real.sendmmsg(fd, v, n, flags));
-	pthread_testcancel();
-	bool once = (flags & MSG_DONTWAIT) || (atomic_load(&pd->flags) & FD_NONBLOCK);
+	bool once = (flags & (mode == POLL_R ? RECV_NOWAIT : MSG_DONTWAIT)) ||
+	            (atomic_load(&pd->flags) & FD_NONBLOCK);
+	int64_t deadline = tmo ? nanotime() + (int64_t)tmo->tv_sec * 1000000000 + tmo->tv_nsec : 0;
 	unsigned int done = 0;
+	ssize_t r;
 	for (;;) {
 		struct mmsg_args a = {.fd = fd, .v = v + done, .n = n - done, .flags = flags};
-		if (done && mode == POLL_R)
-			a.flags |= MSG_DONTWAIT; /* more only if already there */
-		ssize_t r = io_loop(pd, mode, mode == POLL_R ? op_recvmmsg : op_sendmmsg, &a,
-		                    EAGAIN);
+		r = io_loop(pd, mode, mode == POLL_R ? op_recvmmsg : op_sendmmsg, &a, EAGAIN, once,
+		            0);
 		if (r <= 0)
-			return done ? (int)done : (int)r;
+			break;
 		done += (unsigned int)r;
 		if (once || done >= n || (mode == POLL_R && (flags & MSG_WAITFORONE)) ||
-		    !pd_acquire(pd))
-			return (int)done;
+		    (deadline && nanotime() >= deadline))
+			break;
 	}
+	if (tmo) {
+		int64_t left = deadline - nanotime();
+		if (left < 0)
+			left = 0;
+		tmo->tv_sec = left / 1000000000;
+		tmo->tv_nsec = left % 1000000000;
+	}
+	return (int)io_release_done(pd, done ? (ssize_t)done : r, saved);
 }
 
 EXPORT int recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags, struct timespec *tmo)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.recvmmsg(fd, v, n, flags, tmo);
-	if (tmo)
-		return BLOCKING(io_real.recvmmsg(fd, v, n, flags, tmo));
-	return mmsg_all(fd, v, n, flags, POLL_R);
+	if (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return mmsg_all(fd, v, n, flags, POLL_R, tmo);
 }
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.sendmmsg(fd, v, n, flags);
-	return mmsg_all(fd, v, n, flags, POLL_W);
+	return mmsg_all(fd, v, n, flags, POLL_W, NULL);
 }
 
 /* ---- connections ------------------------------------------------------------ */
@@ -839,19 +927,23 @@ static ssize_t op_accept4(void *p)
 	return syscall(SYS_accept4, a->fd, a->addr, a->addrlen, a->flags | SOCK_NONBLOCK);
 }
 
+/* The accepted socket inherits the listener's socket timeouts, as in
+ * Linux. */
 static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.accept4(fd, addr, addrlen, flags);
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return BLOCKING(io_real.accept4(fd, addr, addrlen, flags));
-	pthread_testcancel();
 	struct rw_args a = {.fd = fd, .addr = addr, .addrlen = addrlen, .flags = flags};
-	int nfd = (int)io_loop(pd, POLL_R, op_accept4, &a, EAGAIN);
+	int nfd = (int)io_loop(pd, POLL_R, op_accept4, &a, EAGAIN, false, 0);
 	if (nfd >= 0)
-		fd_adopt(nfd, flags & SOCK_NONBLOCK, 0, 0, NULL);
-	return nfd;
+		fd_adopt(nfd, flags & SOCK_NONBLOCK, atomic_load(&pd->rcvtimeo),
+		         atomic_load(&pd->sndtimeo), NULL);
+	return (int)io_release_done(pd, nfd, saved);
 }
 
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *addrlen)
@@ -868,26 +960,41 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 	return accept_common(fd, addr, addrlen, flags);
 }
 
+/* A blocking connect in the kernel, the description made blocking for
+ * the call: an AF_UNIX connect to a full backlog waits there (honouring
+ * SO_SNDTIMEO) instead of failing with EAGAIN. */
+static int connect_in_kernel(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	long fl = syscall(SYS_fcntl, fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
+	int r = BLOCKING(io_real.connect(fd, addr, len));
+	int e = errno;
+	syscall(SYS_fcntl, fd, F_SETFL, fl);
+	errno = e;
+	return r;
+}
+
+/* connect: EINPROGRESS is waited out and the outcome is SO_ERROR
+ * (fd_unix.go: connect); SO_SNDTIMEO ends the wait with EINPROGRESS, as
+ * Linux's blocking connect does. */
 EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.connect(fd, addr, len);
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return BLOCKING(io_real.connect(fd, addr, len));
-	pthread_testcancel();
 	int r = (int)syscall(SYS_connect, fd, addr, len);
-	int e = errno;
-	if (r == 0 || e != EINPROGRESS || (atomic_load(&pd->flags) & FD_NONBLOCK)) {
-		pd_release(pd);
-		errno = e;
-		return r;
-	}
-	/* The connection is under way: wait until writable, then its outcome
-	 * is SO_ERROR (fd_unix.go: connect). SO_SNDTIMEO ends the wait with
-	 * EINPROGRESS, as Linux's blocking connect does. */
-	int64_t timeo = timeo_of(pd, POLL_W);
-	int64_t deadline = timeo ? nanotime() + timeo : 0;
+	if (r == 0 || (atomic_load(&pd->flags) & FD_NONBLOCK) ||
+	    (errno != EINPROGRESS && errno != EAGAIN))
+		return (int)io_release_done(pd, r, saved);
+	if (errno == EAGAIN)
+		return (int)io_release_done(pd, connect_in_kernel(fd, addr, len), saved);
+	int64_t deadline = send_deadline(pd);
 	for (;;) {
 		uint32_t seen = pd_seq(pd, POLL_W);
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
@@ -896,26 +1003,23 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 			socklen_t sl = sizeof soerr;
 			if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
 				soerr = errno;
-			r = soerr ? -1 : 0;
-			e = soerr;
 			/* The kernel marks the socket connected at the next
 			 * connect, as a blocking connect does before it returns:
 			 * then one more connect gives EISCONN, as natively. */
 			if (!soerr)
 				syscall(SYS_connect, fd, addr, len);
+			r = soerr ? -1 : 0;
+			errno = soerr;
 			break;
 		}
 		int w = io_wait(pd, POLL_W, seen, deadline);
 		if (w) {
 			r = -1;
-			e = w == ETIMEDOUT ? EINPROGRESS : w;
+			errno = w == ETIMEDOUT ? EINPROGRESS : w;
 			break;
 		}
 	}
-	pd_release(pd);
-	if (r)
-		errno = e;
-	return r;
+	return (int)io_release_done(pd, r, saved);
 }
 
 /* ---- descriptors ---------------------------------------------------------- */
@@ -927,7 +1031,7 @@ static int64_t timeo_ns(const struct timeval *tv)
 
 EXPORT int socket(int domain, int type, int protocol)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.socket(domain, type, protocol);
 	int fd = io_real.socket(domain, type | SOCK_NONBLOCK, protocol);
 	if (fd >= 0)
@@ -937,7 +1041,7 @@ EXPORT int socket(int domain, int type, int protocol)
 
 EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.socketpair(domain, type, protocol, sv);
 	int r = io_real.socketpair(domain, type | SOCK_NONBLOCK, protocol, sv);
 	if (r == 0) {
@@ -949,7 +1053,7 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 
 EXPORT int pipe2(int fds[2], int flags)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.pipe2(fds, flags);
 	int r = io_real.pipe2(fds, flags | O_NONBLOCK);
 	if (r == 0) {
@@ -968,7 +1072,7 @@ EXPORT int pipe(int fds[2])
 EXPORT int epoll_create1(int flags)
 {
 	int fd = io_real.epoll_create1(flags);
-	if (fd >= 0 && interposing())
+	if (fd >= 0 && io_on())
 		fd_adopt(fd, false, 0, 0, NULL);
 	return fd;
 }
@@ -976,16 +1080,16 @@ EXPORT int epoll_create1(int flags)
 EXPORT int epoll_create(int size)
 {
 	int fd = io_real.epoll_create(size);
-	if (fd >= 0 && interposing())
+	if (fd >= 0 && io_on())
 		fd_adopt(fd, false, 0, 0, NULL);
 	return fd;
 }
 
 EXPORT int close(int fd)
 {
-	if (interposing() && fd_slot(fd, false) && atomic_load(fd_slot(fd, false))) {
+	if (io_on() && fd_slot(fd, false) && atomic_load(fd_slot(fd, false))) {
 		interpose_enter();
-		fd_forget(fd);
+		fd_forget(fd, true);
 		interpose_leave();
 	}
 	return io_real.close(fd);
@@ -1013,22 +1117,34 @@ static void fd_make_plain(int fd)
 	struct pollDesc *pd = fd_acquire(fd);
 	if (!pd)
 		return;
+	int e = errno;
 	if (!(atomic_load(&pd->flags) & FD_NONBLOCK)) {
 		long fl = syscall(SYS_fcntl, fd, F_GETFL);
 		if (fl >= 0)
 			syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
 	}
+	/* Every fd of the description: it blocks now. */
+	enum { max = 64 };
+	int fds[max], n = 0;
+	lock(&desc_lock);
+	struct pollDesc *p = pd;
+	do {
+		if (n < max)
+			fds[n++] = p->fd;
+		p = p->sibling_next;
+	} while (p != pd);
+	unlock(&desc_lock);
 	pd_release(pd);
-	int e = errno;
 	interpose_enter();
-	fd_forget(fd);
+	for (int i = 0; i < n; i++)
+		fd_forget(fds[i], false);
 	interpose_leave();
 	errno = e;
 }
 
 EXPORT FILE *fdopen(int fd, const char *mode)
 {
-	if (interposing())
+	if (io_on())
 		fd_make_plain(fd);
 	return io_real.fdopen(fd, mode);
 }
@@ -1039,7 +1155,7 @@ static void fd_replaced(int newfd)
 	fdslot_t *slot = fd_slot(newfd, false);
 	if (slot && atomic_load(slot)) {
 		interpose_enter();
-		fd_forget(newfd);
+		fd_forget(newfd, true);
 		interpose_leave();
 	}
 }
@@ -1047,14 +1163,14 @@ static void fd_replaced(int newfd)
 EXPORT int dup(int oldfd)
 {
 	int fd = io_real.dup(oldfd);
-	if (fd >= 0 && interposing())
+	if (fd >= 0 && io_on())
 		fd_dup_view(oldfd, fd);
 	return fd;
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.dup3(oldfd, newfd, flags);
 	if (oldfd != newfd && syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
 		fd_replaced(newfd);
@@ -1068,7 +1184,7 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 
 EXPORT int dup2(int oldfd, int newfd)
 {
-	if (!interposing() || oldfd == newfd)
+	if (!io_on() || oldfd == newfd)
 		return io_real.dup2(oldfd, newfd);
 	if (syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
 		fd_replaced(newfd);
@@ -1082,7 +1198,7 @@ EXPORT int dup2(int oldfd, int newfd)
 
 static int fcntl_common(int fd, int cmd, void *arg)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.fcntl(fd, cmd, arg);
 	switch (cmd) {
 	case F_GETFL:
@@ -1146,7 +1262,7 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
-	if (req == FIONBIO && interposing()) {
+	if (req == FIONBIO && io_on()) {
 		struct pollDesc *pd = fd_acquire(fd);
 		if (pd) {
 			/* The description stays non-blocking; only the view changes
@@ -1169,7 +1285,7 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 {
 	int r = io_real.setsockopt(fd, level, name, val, len);
 	if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
-	    interposing() && len >= sizeof(struct timeval)) {
+	    io_on() && len >= sizeof(struct timeval)) {
 		struct pollDesc *pd = fd_acquire(fd);
 		if (pd) {
 			desc_set(pd,
@@ -1215,8 +1331,12 @@ static uint32_t poll_mode(short events)
 	return m ? m : POLL_R | POLL_W; /* errors and hang-ups wake both */
 }
 
+#define WAIT_IN_KERNEL (-2)
+
 /* Parks until one of fds[i] (modes[i]) may be ready, check() says so, or
- * the deadline. check runs after the waiters are armed, so no readiness
+ * the deadline. WAIT_IN_KERNEL when one of the fds stopped being ours (it
+ * was closed, or blocks in the kernel now): the caller's kernel call must
+ * do the waiting. check runs after the waiters are armed, so no readiness
  * is missed between it and the park. Returns check's non-zero result, or
  * 0 at the deadline. */
 static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadline,
@@ -1237,13 +1357,16 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 		}
 	}
 	bool cancelable = cancel_enabled();
+	int saved = errno;
 	long r;
 	for (;;) {
 		interpose_enter();
 		park_prepare(deadline, cancelable);
-		bool closed = false;
+		bool closed = false, gone = false;
 		for (int i = 0; i < n; i++) {
 			pds[i] = fds[i] >= 0 ? fd_acquire(fds[i]) : NULL;
+			if (fds[i] >= 0 && !pds[i])
+				gone = true; /* closed, or blocking now: no longer ours */
 			if (pds[i] && netpollarm(pds[i], &w[i], modes[i], NULL) != 0) {
 				pd_release(pds[i]);
 				pds[i] = NULL;
@@ -1251,7 +1374,9 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 			}
 		}
 		r = check(arg);
-		int e = errno, st;
+		int e = r < 0 ? errno : saved, st;
+		if (r == 0 && gone)
+			r = WAIT_IN_KERNEL;
 		if (r != 0 || closed) {
 			park_abort();
 			st = 0;
@@ -1270,8 +1395,11 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 		interpose_leave();
 		if (r != 0)
 			break;
-		if (st == ECANCELED)
-			pthread_testcancel();
+		if (st == ECANCELED) {
+			r = -1;
+			errno = ECANCELED;
+			break;
+		}
 		if (st == ETIMEDOUT) {
 			r = check(arg); /* what is ready at the deadline */
 			break;
@@ -1281,7 +1409,7 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 		free(w);
 		free(pds);
 	}
-	return r;
+	return r == WAIT_IN_KERNEL ? r : io_done(r, saved);
 }
 
 /* 0 for none (a negative timeout waits for ever). */
@@ -1340,12 +1468,13 @@ static int poll_common(struct pollfd *fds, nfds_t n, int64_t deadline, bool fore
 		fdv[i] = fds[i].fd;
 		modes[i] = poll_mode(fds[i].events);
 	}
+	r = WAIT_IN_KERNEL;
 	if (all_ours(fdv, (int)n)) {
 		struct poll_args a = {fds, n};
 		r = wait_any(fdv, modes, (int)n, forever ? 0 : deadline, check_poll, &a);
-	} else {
-		r = BLOCKING(kernel(fds, n, karg));
 	}
+	if (r == WAIT_IN_KERNEL)
+		r = BLOCKING(kernel(fds, n, karg));
 	if (fdv != small_fd) {
 		free(fdv);
 		free(modes);
@@ -1360,7 +1489,7 @@ static int kernel_poll(struct pollfd *fds, nfds_t n, void *arg)
 
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.poll(fds, n, timeout);
 	pthread_testcancel();
 	return poll_common(fds, n, deadline_ms(timeout), timeout < 0, kernel_poll, &timeout);
@@ -1380,7 +1509,7 @@ static int kernel_ppoll(struct pollfd *fds, nfds_t n, void *arg)
 
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.ppoll(fds, n, tmo, mask);
 	if (mask) /* the mask swap must be atomic with the wait: the kernel's */
 		return BLOCKING(io_real.ppoll(fds, n, tmo, mask));
@@ -1402,6 +1531,8 @@ EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 
 struct select_args {
 	int nfds;
+	size_t bytes; /* of each set that select may touch: a program may
+	               * allocate only that much */
 	fd_set *sets[3], saved[3];
 };
 
@@ -1418,7 +1549,7 @@ static long check_select(void *p)
 	if (r != 0) /* ready or an error: the results are the caller's */
 		for (int i = 0; i < 3; i++)
 			if (a->sets[i])
-				*a->sets[i] = r > 0 ? work[i] : a->saved[i];
+				memcpy(a->sets[i], r > 0 ? &work[i] : &a->saved[i], a->bytes);
 	return r;
 }
 
@@ -1442,20 +1573,25 @@ static int select_fds(const struct select_args *a, int *fds, uint32_t *modes)
 	return cnt;
 }
 
-#define SELECT_IN_KERNEL (-2)
+#define SELECT_IN_KERNEL WAIT_IN_KERNEL
 
 /* select and pselect without a mask: one try, then park when every fd in
  * the sets is ours; SELECT_IN_KERNEL when the kernel must wait instead. */
 static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t deadline, bool forever)
 {
-	if (nfds < 0 || nfds > FD_SETSIZE) {
+	if (nfds < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	struct select_args a = {.nfds = nfds, .sets = {r, w, x}};
-	for (int i = 0; i < 3; i++)
+	if (nfds > FD_SETSIZE) /* larger sets than fd_set: the kernel's */
+		return SELECT_IN_KERNEL;
+	struct select_args a = {.nfds = nfds, .sets = {r, w, x},
+	                        .bytes = (size_t)(nfds + NFDBITS - 1) / NFDBITS * sizeof(fd_mask)};
+	for (int i = 0; i < 3; i++) {
+		FD_ZERO(&a.saved[i]);
 		if (a.sets[i])
-			a.saved[i] = *a.sets[i];
+			memcpy(&a.saved[i], a.sets[i], a.bytes);
+	}
 	long n = check_select(&a);
 	if (n != 0)
 		return (int)n;
@@ -1472,13 +1608,13 @@ static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t dead
 	if (n == 0) /* nothing ready at the deadline */
 		for (int i = 0; i < 3; i++)
 			if (a.sets[i])
-				FD_ZERO(a.sets[i]);
+				memset(a.sets[i], 0, a.bytes);
 	return (int)n;
 }
 
 EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.select(nfds, r, w, x, tv);
 	if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) {
 		errno = EINVAL;
@@ -1502,7 +1638,7 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ts,
                    const sigset_t *mask)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.pselect(nfds, r, w, x, ts, mask);
 	if (mask)
 		return BLOCKING(io_real.pselect(nfds, r, w, x, ts, mask));
@@ -1533,7 +1669,7 @@ static long check_epoll(void *p)
  * events for the program. */
 EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.epoll_wait(epfd, ev, max, timeout);
 	pthread_testcancel();
 	struct epoll_args a = {epfd, ev, max};
@@ -1543,7 +1679,10 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 	if (!wait_here() || !all_ours(&epfd, 1))
 		return BLOCKING(io_real.epoll_wait(epfd, ev, max, timeout));
 	uint32_t mode = POLL_R;
-	return (int)wait_any(&epfd, &mode, 1, deadline_ms(timeout), check_epoll, &a);
+	r = wait_any(&epfd, &mode, 1, deadline_ms(timeout), check_epoll, &a);
+	if (r == WAIT_IN_KERNEL)
+		r = BLOCKING(io_real.epoll_wait(epfd, ev, max, timeout));
+	return (int)r;
 }
 
 EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
@@ -1551,7 +1690,7 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 {
 	if (!mask)
 		return epoll_wait(epfd, ev, max, timeout);
-	if (!interposing())
+	if (!io_on())
 		return io_real.epoll_pwait(epfd, ev, max, timeout, mask);
 	return BLOCKING(io_real.epoll_pwait(epfd, ev, max, timeout, mask));
 }
@@ -1725,15 +1864,43 @@ static bool input_blocks(int in)
 	return raw_poll0(&p, 1) == 0;
 }
 
+static bool output_blocks(int out)
+{
+	struct pollfd p = {.fd = out, .events = POLLOUT};
+	return raw_poll0(&p, 1) == 0;
+}
+
+/* Waits for the side that holds the move up: ours on the netpoller, a
+ * side that is not ours (a non-blocking pipe of another program) in the
+ * kernel. */
+static int move_wait(struct move_args *a, struct pollDesc *pin, struct pollDesc *pout,
+                     uint32_t rseen, uint32_t wseen)
+{
+	if (input_blocks(a->in)) {
+		if (pin)
+			return io_wait(pin, POLL_R, rseen, 0);
+		struct pollfd p = {.fd = a->in, .events = POLLIN};
+		return BLOCKING(syscall(SYS_ppoll, &p, 1, NULL, NULL, 0)) < 0 ? errno : 0;
+	}
+	if (output_blocks(a->out)) {
+		if (pout)
+			return io_wait(pout, POLL_W, wseen, 0);
+		struct pollfd p = {.fd = a->out, .events = POLLOUT};
+		return BLOCKING(syscall(SYS_ppoll, &p, 1, NULL, NULL, 0)) < 0 ? errno : 0;
+	}
+	return 0; /* both ready now: try again */
+}
+
 static ssize_t move_common(struct move_args *a)
 {
+	int saved = errno;
+	pthread_testcancel();
 	struct pollDesc *pin = fd_acquire(a->in), *pout = fd_acquire(a->out);
 	if (!pin && !pout)
 		return BLOCKING(op_move(a));
 	bool nonblock = (pin && (atomic_load(&pin->flags) & FD_NONBLOCK)) ||
 	                (pout && (atomic_load(&pout->flags) & FD_NONBLOCK)) ||
 	                (a->kind != MOVE_SENDFILE && (a->fl & SPLICE_F_NONBLOCK));
-	pthread_testcancel();
 	long r;
 	for (;;) {
 		uint32_t rseen = pin ? pd_seq(pin, POLL_R) : 0;
@@ -1741,8 +1908,7 @@ static ssize_t move_common(struct move_args *a)
 		r = op_move(a);
 		if (r >= 0 || errno != EAGAIN || nonblock)
 			break;
-		bool on_input = pin && (!pout || input_blocks(a->in));
-		int e = on_input ? io_wait(pin, POLL_R, rseen, 0) : io_wait(pout, POLL_W, wseen, 0);
+		int e = move_wait(a, pin, pout, rseen, wseen);
 		if (e) {
 			errno = e;
 			r = -1;
@@ -1755,12 +1921,12 @@ static ssize_t move_common(struct move_args *a)
 	if (pout)
 		pd_release(pout);
 	errno = e;
-	return r;
+	return io_done(r, saved);
 }
 
 EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.sendfile(out, in, off, n);
 	struct move_args a = {.in = in, .out = out, .off = off, .n = n, .kind = MOVE_SENDFILE};
 	return move_common(&a);
@@ -1768,7 +1934,7 @@ EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 
 EXPORT ssize_t splice(int in, loff_t *offin, int out, loff_t *offout, size_t n, unsigned int fl)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.splice(in, offin, out, offout, n, fl);
 	struct move_args a = {.in = in, .out = out, .offin = offin, .offout = offout, .n = n,
 	                      .fl = fl, .kind = MOVE_SPLICE};
@@ -1777,24 +1943,80 @@ EXPORT ssize_t splice(int in, loff_t *offin, int out, loff_t *offout, size_t n, 
 
 EXPORT ssize_t tee(int in, int out, size_t n, unsigned int fl)
 {
-	if (!interposing())
+	if (!io_on())
 		return io_real.tee(in, out, n, fl);
 	struct move_args a = {.in = in, .out = out, .n = n, .fl = fl, .kind = MOVE_TEE};
 	return move_common(&a);
 }
 
+/* system and popen spawn a shell inside glibc: what it inherits blocks. */
 EXPORT int system(const char *cmd)
 {
+	fds_inherit();
 	return BLOCKING(io_real.system(cmd));
+}
+
+EXPORT FILE *popen(const char *cmd, const char *type)
+{
+	fds_inherit();
+	return BLOCKING(io_real.popen(cmd, type));
+}
+
+/* vfork's child would share our memory and our epoll instance while it
+ * runs interposed calls (close, dup2): it is a fork here, which POSIX
+ * allows. */
+EXPORT pid_t vfork(void)
+{
+	return fork();
+}
+
+/* Descriptors closed in bulk leave the table first. */
+static void fds_forget_range(unsigned int lo, unsigned int hi)
+{
+	if (!io_on())
+		return;
+	int e = errno;
+	interpose_enter();
+	for (int t = 0; t < FDTAB_TOP; t++) {
+		fdslot_t *chunk = atomic_load(&fdtab[t]);
+		if (!chunk || ((unsigned int)(t + 1) << FDTAB_SHIFT) <= lo ||
+		    ((unsigned int)t << FDTAB_SHIFT) > hi)
+			continue;
+		for (int i = 0; i < FDTAB_CHUNK; i++) {
+			unsigned int fd = (unsigned int)t << FDTAB_SHIFT | (unsigned int)i;
+			if (fd >= lo && fd <= hi && atomic_load(&chunk[i]))
+				fd_forget((int)fd, true);
+		}
+	}
+	interpose_leave();
+	errno = e;
+}
+
+EXPORT int close_range(unsigned int lo, unsigned int hi, int flags)
+{
+	if (lo <= hi && !(flags & CLOSE_RANGE_CLOEXEC))
+		fds_forget_range(lo, hi);
+	return io_real.close_range(lo, hi, flags);
+}
+
+EXPORT void closefrom(int lo)
+{
+	if (lo >= 0)
+		fds_forget_range((unsigned int)lo, ~0u);
+	io_real.closefrom(lo);
 }
 
 /* ---- exec: nothing non-blocking leaks to another program ---------------- */
 
-/* Every fd of ours that survives an exec gets back the blocking mode the
- * program believes it has (and loses it again if the exec failed). Raw
- * system calls only: after a fork the child has no runtime to speak of. */
-static void fds_set_blocking(bool blocking)
+/* Every fd of ours that another program may inherit (not close-on-exec,
+ * and blocking in the program's view) gets its blocking mode back for
+ * good and leaves the table, as Go's os.File.Fd does: the description is
+ * shared with the other program, which must not see O_NONBLOCK. Run
+ * before fork (pthread_atfork), exec and spawn. In a fork child, where
+ * the table is the parent's, only the mode changes, by raw system calls. */
+static void fds_inherit(void)
 {
+	bool on = io_on();
 	for (int t = 0; t < FDTAB_TOP; t++) {
 		fdslot_t *chunk = atomic_load(&fdtab[t]);
 		if (!chunk)
@@ -1805,31 +2027,42 @@ static void fds_set_blocking(bool blocking)
 				continue;
 			int fd = t << FDTAB_SHIFT | i;
 			long fdfl = syscall(SYS_fcntl, fd, F_GETFD);
-			long fl = syscall(SYS_fcntl, fd, F_GETFL);
-			if (fdfl < 0 || (fdfl & FD_CLOEXEC) || fl < 0)
+			if (fdfl < 0 || (fdfl & FD_CLOEXEC))
 				continue;
-			if (blocking && (fl & O_NONBLOCK))
-				syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
-			else if (!blocking && !(fl & O_NONBLOCK))
-				syscall(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK);
+			if (on) {
+				fd_make_plain(fd);
+			} else {
+				long fl = syscall(SYS_fcntl, fd, F_GETFL);
+				if (fl >= 0 && (fl & O_NONBLOCK))
+					syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
+			}
 		}
 	}
 }
 
+bool forked_child;
+
+static void atfork_prepare(void)
+{
+	if (io_on())
+		fds_inherit();
+}
+
+static void atfork_child(void)
+{
+	forked_child = true;
+}
+
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	fds_set_blocking(true);
-	int r = io_real.execve(path, argv, envp);
-	fds_set_blocking(false);
-	return r;
+	fds_inherit();
+	return io_real.execve(path, argv, envp);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	fds_set_blocking(true);
-	int r = io_real.fexecve(fd, argv, envp);
-	fds_set_blocking(false);
-	return r;
+	fds_inherit();
+	return io_real.fexecve(fd, argv, envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -1840,10 +2073,8 @@ EXPORT int execv(const char *path, char *const argv[])
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	/* glibc's execvpe searches PATH and calls its internal execve. */
-	fds_set_blocking(true);
-	int r = io_real.execvpe(file, argv, envp);
-	fds_set_blocking(false);
-	return r;
+	fds_inherit();
+	return io_real.execvpe(file, argv, envp);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -1895,19 +2126,15 @@ EXPORT int execle(const char *path, const char *arg, ...)
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	fds_set_blocking(true);
-	int r = BLOCKING(io_real.posix_spawn(pid, path, fa, attr, argv, envp));
-	fds_set_blocking(false);
-	return r;
+	fds_inherit();
+	return BLOCKING(io_real.posix_spawn(pid, path, fa, attr, argv, envp));
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	fds_set_blocking(true);
-	int r = BLOCKING(io_real.posix_spawnp(pid, file, fa, attr, argv, envp));
-	fds_set_blocking(false);
-	return r;
+	fds_inherit();
+	return BLOCKING(io_real.posix_spawnp(pid, file, fa, attr, argv, envp));
 }
 
 /* ---- the large-file and fortified names ---------------------------------- */
@@ -2065,6 +2292,10 @@ SYMVER(sendfile64, V_2_3);
 SYMVER(splice, V_2_5);
 SYMVER(tee, V_2_5);
 SYMVER(system, V_BASE);
+SYMVER(popen, V_BASE);
+SYMVER(vfork, V_BASE);
+SYMVER(close_range, V_2_34);
+SYMVER(closefrom, V_2_34);
 SYMVER(execve, V_BASE);
 SYMVER(fexecve, V_BASE);
 SYMVER(execv, V_BASE);

@@ -49,16 +49,17 @@ static void park_until(int64_t deadline)
 
 static bool sleeps_here(void)
 {
-	if (!interposing())
+	if (!interposing() || !may_enter_runtime())
 		return false;
 	struct g *gp = getg();
 	return gp && !gp->lockedm;
 }
 
-/* A relative sleep in the kernel, its P handed off meanwhile. */
+/* A sleep in the kernel, its P handed off meanwhile (unless the runtime
+ * may not be entered here: then just glibc's). */
 static int kernel_sleep(clockid_t c, int flags, const struct timespec *req, struct timespec *rem)
 {
-	if (!interposing())
+	if (!interposing() || !may_enter_runtime())
 		return sleep_real.clock_nanosleep(c, flags, req, rem);
 	interpose_enter();
 	entersyscall();
@@ -109,10 +110,14 @@ EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec *req, s
 
 EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-	if (!sleeps_here())
-		return interposing() ? (errno = kernel_sleep(CLOCK_REALTIME, 0, req, rem)) ? -1 : 0
-		                     : sleep_real.nanosleep(req, rem);
-	int r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
+	int r;
+	if (!sleeps_here()) {
+		if (!interposing() || !may_enter_runtime())
+			return sleep_real.nanosleep(req, rem);
+		r = kernel_sleep(CLOCK_REALTIME, 0, req, rem);
+	} else {
+		r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
+	}
 	if (r) {
 		errno = r;
 		return -1;

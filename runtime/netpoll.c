@@ -221,6 +221,7 @@ struct pollDesc *netpollopen(int fd, int *err)
 	}
 	pd->fd = fd;
 	atomic_store(&pd->closing, false);
+	atomic_store(&pd->evicted, false);
 	atomic_store(&pd->flags, 0);
 	atomic_store(&pd->rcvtimeo, 0);
 	atomic_store(&pd->sndtimeo, 0);
@@ -240,14 +241,18 @@ struct pollDesc *netpollopen(int fd, int *err)
 	return pd;
 }
 
-/* poll_runtime_pollUnblock + pollClose, before the fd itself is closed:
- * every waiter wakes and sees closing (EBADF). The caller holds a P and
- * then drops the fd table's reference. */
-void netpollclose(struct pollDesc *pd)
+/* poll_runtime_pollUnblock + pollClose: pd leaves the netpoller and
+ * every waiter wakes. closed: the fd is about to be closed, and they see
+ * EBADF; otherwise (the fd stays open but blocks in the kernel from now
+ * on) they try again. The caller holds a P and then drops the fd table's
+ * reference. */
+void netpollevict(struct pollDesc *pd, bool closed)
 {
 	struct gqueue list = {0};
 	lock(&pd->lock);
-	atomic_store(&pd->closing, true);
+	if (closed)
+		atomic_store(&pd->closing, true);
+	atomic_store(&pd->evicted, true);
 	for (struct pollWaiter *w = pd->waiters; w; w = w->next)
 		if (park_wake(w->g))
 			gq_push(&list, w->g);
@@ -289,15 +294,16 @@ static void netpollready(struct gqueue *toRun, struct pollDesc *pd, uint32_t mod
 }
 
 /* Links w (for the calling goroutine, which has called park_prepare) to
- * pd: 0; EBADF if pd is closing; EAGAIN if seen is given and an event for
- * mode arrived since it was read (try again instead of waiting). */
+ * pd: 0; EBADF if pd is closing; EAGAIN if pd was evicted (the call now
+ * blocks in the kernel), or seen is given and an event for mode arrived
+ * since it was read: try again instead of waiting. */
 int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const uint32_t *seen)
 {
 	lock(&pd->lock);
 	int r = 0;
 	if (atomic_load(&pd->closing))
 		r = EBADF;
-	else if (seen && pd_seq(pd, mode) != *seen)
+	else if (atomic_load(&pd->evicted) || (seen && pd_seq(pd, mode) != *seen))
 		r = EAGAIN;
 	if (r == 0) {
 		w->g = getg();

@@ -292,13 +292,15 @@ static void minit(struct m *mp)
 	mp->tls = goshim_arch_tls_base();
 	mp->procid = (pid_t)syscall(SYS_gettid);
 	mp->g0buf.tls = mp->tls;
+	/* g0 first: a signal handler that makes an interposed call must find
+	 * an M here, not a thread to adopt. */
+	setg(mp->g0);
 	if (mp->ownthread) /* created with every signal blocked: take the process's mask */
 		pthread_sigmask(SIG_SETMASK, &initial_sigmask, NULL);
 	minit_signalstack();
 #ifdef GOSHIM_TSAN
 	mp->tsan_thread_fiber = mp->g0->tsan_fiber = __tsan_get_current_fiber();
 #endif
-	setg(mp->g0);
 }
 
 /* ---- G allocation and free lists (proc.go: malg, gfput, gfget) ------ */
@@ -1708,7 +1710,10 @@ static inline void reentersyscall(bool foreign)
 
 void runtime_leave(void)
 {
+	struct g *gp = getg();
 	reentersyscall(true);
+	atomic_signal_fence(memory_order_seq_cst);
+	gp->inruntime = false;
 }
 
 void entersyscall(void)
@@ -1764,6 +1769,8 @@ static void exitsyscall_common(bool foreign)
 
 void runtime_enter(void)
 {
+	getg()->inruntime = true;
+	atomic_signal_fence(memory_order_seq_cst);
 	exitsyscall_common(true);
 }
 
@@ -2197,6 +2204,9 @@ static void needm_destructor(void *arg)
 	sched.nmfreed++;
 	unlock(&sched.lock);
 	atomic_fetch_sub(&nthreads_own, 1);
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL); /* the thread ends without an M */
 	setg(NULL);
 }
 

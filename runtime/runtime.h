@@ -184,6 +184,8 @@ struct g {
 	struct coro *coroarg;    /* argument during coroutine transfers */
 	bool coroexit;           /* exit after coroutine transfer */
 	struct coro *corog;      /* the coro this goroutine runs (corostart) */
+	volatile bool inruntime; /* between runtime_enter and runtime_leave: a signal
+	                          * handler's interposed call must not re-enter */
 	_Atomic uint32_t parkstate; /* parkq.c: PARK_* */
 	int64_t parkdeadline;    /* parkq.c: nanotime deadline, 0 for none */
 	_Atomic bool parkcommitted; /* parkq.c: parked for good (a canceller may ready it) */
@@ -508,7 +510,8 @@ struct pollDesc {
 	int fd;
 	uint32_t fdseq;         /* bumped on reuse: stale epoll events are ignored */
 	_Atomic uint32_t refs;
-	_Atomic bool closing;
+	_Atomic bool closing;   /* the fd is being closed: waiters get EBADF */
+	_Atomic bool evicted;   /* out of the netpoller (closing, or blocking now) */
 	_Atomic uint32_t rseq, wseq; /* readiness events seen, per direction */
 	struct pollWaiter *waiters;
 	/* The program's view of the fd (interpose/io.c), and the other fds of
@@ -518,7 +521,7 @@ struct pollDesc {
 	_Atomic int64_t rcvtimeo, sndtimeo; /* ns; 0: none */
 };
 struct pollDesc *netpollopen(int fd, int *err);
-void netpollclose(struct pollDesc *pd);
+void netpollevict(struct pollDesc *pd, bool closed);
 bool pd_acquire(struct pollDesc *pd);
 void pd_release(struct pollDesc *pd);
 int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const uint32_t *seen);
