@@ -1,9 +1,11 @@
 // pthreads, Go twin of tests/bench/pthreads.c: the same four modes with
 // goroutines, sync.Mutex and sync.Cond.
-//   create_join  go func + wait for it (a channel close), one at a time
-//   pingpong     two goroutines hand a turn over with one Mutex, two Conds
-//   contended    4 goroutines share one Mutex
-//   parked       KiB of RSS per goroutine blocked on one Cond
+//
+//	create_join  go func + wait for it (a channel close), one at a time
+//	pingpong     two goroutines hand a turn over with one Mutex, two Conds
+//	contended    4 goroutines share one Mutex
+//	parked       KiB of RSS per goroutine blocked on one Cond
+//
 // RESULT <mode> <value> <unit>
 package main
 
