@@ -10,30 +10,37 @@
  * pollDesc until the netpoller sees the fd ready, then tries again.
  *
  * Invariants:
- *  - Only file descriptions this process created are ever non-blocking
+ *  - Only file descriptions no other program can see are non-blocking
  *    without the program asking: inherited descriptors (stdin, a socket
- *    from the parent) are not in the table and run as system calls with
- *    entersyscall, so their P moves on while they block. Before an exec
- *    every table fd that survives it gets its blocking mode back.
- *  - The program's own view of O_NONBLOCK lives in pollDesc.flags, per fd
- *    as POSIX's F_GETFL shows it; F_SETFL and FIONBIO change the view, the
- *    description stays non-blocking.
- *  - fdtab[fd] holds one reference to its pollDesc; every call in flight
- *    holds another (fd_acquire), so a close() that races with a parked read
- *    wakes it (EBADF) and the pollDesc is reused only when the last call
- *    has left.
+ *    from the parent) are never in the table and run as system calls with
+ *    entersyscall, so their P moves on while they block; a descriptor of
+ *    ours that another program could inherit (before fork, exec, spawn,
+ *    system, popen) or that stdio uses (fdopen, dup2 onto 0-2) leaves the
+ *    table and blocks again, for good (fd_make_plain).
+ *  - The program's own view of O_NONBLOCK and of the socket timeouts
+ *    lives in pollDesc.flags/rcvtimeo/sndtimeo, shared by the dups of one
+ *    open file description (desc_set); F_SETFL and FIONBIO change the
+ *    view, the description stays non-blocking.
+ *  - fdtab[fd] holds one reference to its pollDesc, and every call in
+ *    flight holds another from fd_acquire to its end (cancellation acts
+ *    only after it is dropped, io_done): a close() that races with a
+ *    parked read wakes it (EBADF), and the pollDesc is reused only when
+ *    the last call has left.
  *  - A goroutine locked to its thread (main, an adopted thread) waits in
  *    the kernel (ppoll) between entersyscall and exitsyscall: its thread
- *    is its own either way, and a signal handler interrupts its wait with
- *    EINTR exactly as it would natively.
+ *    is its own either way, and a signal handler interrupts its wait as it
+ *    would natively.
+ *  - None of this runs where the runtime may not be entered
+ *    (may_enter_runtime: a signal handler that interrupted the runtime, a
+ *    fork child): glibc's own function runs instead.
  *
  * POSIX semantics kept: partial reads; a blocking write or send writes
  * everything unless an error or a timeout ends it (then the count so far);
  * SO_RCVTIMEO and SO_SNDTIMEO end a wait with EAGAIN (connect: EINPROGRESS);
  * connect's EINPROGRESS is waited out and SO_ERROR returned; MSG_DONTWAIT
- * never waits and MSG_WAITALL waits for all; the waits are cancellation
- * points. The _FORTIFY_SOURCE entry points check their buffer sizes as
- * glibc's do.
+ * and MSG_ERRQUEUE never wait and MSG_WAITALL waits for all on a stream;
+ * errno is left alone on success; the waits are cancellation points. The
+ * _FORTIFY_SOURCE entry points check their buffer sizes as glibc's do.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
