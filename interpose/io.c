@@ -295,12 +295,16 @@ static struct timespec *ts_until(int64_t deadline, struct timespec *ts)
 }
 
 /* Would the kernel restart a call a signal handler interrupted? Only if
- * every handler the program installed has SA_RESTART: we do not know
- * which signal it was. */
+ * every handler installed has SA_RESTART: we do not know which signal it
+ * was. The synchronous fault signals (the runtime's own stack-guard
+ * handler among them) never interrupt a system call. */
 static bool handlers_restart(void)
 {
 	for (int sig = 1; sig < NSIG; sig++) {
 		struct sigaction sa;
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+		    sig == SIGTRAP)
+			continue;
 		if (sigaction(sig, NULL, &sa) != 0 || sa.sa_handler == SIG_DFL ||
 		    sa.sa_handler == SIG_IGN)
 			continue;
