@@ -2150,45 +2150,15 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 
 /* ---- the large-file and fortified names ---------------------------------- */
 
-EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
-
-EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
-{
-	return pwrite(fd, buf, n, off);
-}
-
-EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
-{
-	return __pread_chk(fd, buf, n, off, buflen);
-}
-
-EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
-{
-	return preadv(fd, iov, cnt, off);
-}
-
-EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
-{
-	return pwritev(fd, iov, cnt, off);
-}
-
-EXPORT int open64(const char *path, int flags, ...)
-{
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = open_mode(flags, ap);
-	va_end(ap);
-	return BLOCKING(io_real.open(path, flags, mode));
-}
-
-EXPORT int openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = open_mode(flags, ap);
-	va_end(ap);
-	return BLOCKING(io_real.openat(dirfd, path, flags, mode));
-}
+/* On LP64 the 64-bit offset names are the same functions. */
+#define ALIAS_OF(name) __attribute__((alias(#name), visibility("default")))
+extern __typeof(pread) pread64 ALIAS_OF(pread);
+extern __typeof(pwrite) pwrite64 ALIAS_OF(pwrite);
+extern __typeof(__pread_chk) __pread64_chk ALIAS_OF(__pread_chk);
+extern __typeof(preadv) preadv64 ALIAS_OF(preadv);
+extern __typeof(pwritev) pwritev64 ALIAS_OF(pwritev);
+extern __typeof(open) open64 ALIAS_OF(open);
+extern __typeof(openat) openat64 ALIAS_OF(openat);
 
 /* __open_2: the fortified open without a mode (O_CREAT needs one). */
 EXPORT int __open_2(const char *path, int flags)
@@ -2198,8 +2168,6 @@ EXPORT int __open_2(const char *path, int flags)
 	return BLOCKING(io_real.open(path, flags));
 }
 
-EXPORT int __open64_2(const char *path, int flags) { return __open_2(path, flags); }
-
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
 	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
@@ -2207,18 +2175,11 @@ EXPORT int __openat_2(int dirfd, const char *path, int flags)
 	return BLOCKING(io_real.openat(dirfd, path, flags));
 }
 
-EXPORT int __openat64_2(int dirfd, const char *path, int flags)
-{
-	return __openat_2(dirfd, path, flags);
-}
-
-EXPORT int creat64(const char *path, mode_t mode) { return creat(path, mode); }
-EXPORT int lockf64(int fd, int cmd, off_t len) { return lockf(fd, cmd, len); }
-
-EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
-{
-	return sendfile(out, in, off, n);
-}
+extern __typeof(__open_2) __open64_2 ALIAS_OF(__open_2);
+extern __typeof(__openat_2) __openat64_2 ALIAS_OF(__openat_2);
+extern __typeof(creat) creat64 ALIAS_OF(creat);
+extern __typeof(lockf) lockf64 ALIAS_OF(lockf);
+extern __typeof(sendfile) sendfile64 ALIAS_OF(sendfile);
 
 /* glibc's versions of every name above. */
 SYMVER(read, V_BASE);

@@ -69,22 +69,6 @@ static const char *en(int e)
 		     r_ == -1 ? en(e_) : "no error", en(want)); \
 	} while (0)
 
-static struct timespec mono(void)
-{
-	return ts_now(CLOCK_MONOTONIC);
-}
-
-static struct timespec ts_plus(struct timespec t, long ms)
-{
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 /* At least ms milliseconds have passed on CLOCK_MONOTONIC since t0. */
 #define CHECK_WAITED(t0, ms) \
 	do { struct timespec dl_ = ts_plus((t0), (ms)); \

@@ -101,16 +101,26 @@ static inline struct timespec ts_now(clockid_t c)
 	return ts;
 }
 
+static inline struct timespec mono(void)
+{
+	return ts_now(CLOCK_MONOTONIC);
+}
+
+/* t + ms milliseconds (ms >= 0). */
+static inline struct timespec ts_plus(struct timespec t, long ms)
+{
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 static inline struct timespec ts_after(clockid_t c, long ms)
 {
-	struct timespec ts = ts_now(c);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
+	return ts_plus(ts_now(c), ms);
 }
 
 static inline int ts_cmp(const struct timespec *a, const struct timespec *b)

@@ -20,22 +20,6 @@
 
 #include "legacy.h"
 
-static struct timespec mono(void)
-{
-	return ts_now(CLOCK_MONOTONIC);
-}
-
-static struct timespec ts_plus(struct timespec t, long ms)
-{
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 static struct timespec ms_ts(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
