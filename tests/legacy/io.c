@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 
 #include "legacy.h"
+#include "legacy_job.h"
 
 /* ------------------------------------------------------------------------
  * Helpers. */
@@ -180,81 +181,6 @@ static int udp_socket(struct sockaddr_in *a)
 	SYS(getsockname(fd, (struct sockaddr *)a, &len));
 	return fd;
 }
-
-/* ------------------------------------------------------------------------
- * A job: one blocking call made by a new thread. The thread announces that
- * it is about to block (an open gate only counts arrivals); job_blocked
- * waits for that and then 50 ms more, so that the call is in all
- * likelihood blocked when the main thread acts (in most cases the outcome
- * checked is the same if it is not; where not, the case says so). */
-
-struct job {
-	struct gate g;
-	pthread_t t;
-	int fd;
-	int flags;
-	void *buf;
-	size_t len;
-	long ret;
-	int err;
-	struct sockaddr_in addr;
-	socklen_t addrlen;
-	struct iovec iov[3];
-	struct mmsghdr mm[3];
-};
-
-/* job_init, then set any other fields the call uses, then job_run. */
-static void job_init(struct job *j, int fd, void *buf, size_t len)
-{
-	memset(j, 0, sizeof *j);
-	gate_init(&j->g);
-	j->g.open = 1;
-	j->fd = fd;
-	j->buf = buf;
-	j->len = len;
-	j->ret = -2;
-}
-
-static void job_run(struct job *j, void *(*fn)(void *))
-{
-	CHECK0(pthread_create(&j->t, NULL, fn, j));
-}
-
-static void job_start(struct job *j, void *(*fn)(void *), int fd, void *buf, size_t len)
-{
-	job_init(j, fd, buf, len);
-	job_run(j, fn);
-}
-
-static void job_about_to_block(struct job *j)
-{
-	gate_wait(&j->g);
-	errno = 0;
-}
-
-static void job_blocked(struct job *j)
-{
-	gate_await_waiters(&j->g, 1);
-	sleep_ms(50);
-}
-
-static long job_join(struct job *j)
-{
-	CHECK0(pthread_join(j->t, NULL));
-	CHECK0(pthread_mutex_destroy(&j->g.m));
-	CHECK0(pthread_cond_destroy(&j->g.c));
-	return j->ret;
-}
-
-#define JOB_FN(name, call) \
-	static void *name(void *arg) \
-	{ \
-		struct job *j = arg; \
-		job_about_to_block(j); \
-		j->ret = (long)(call); \
-		j->err = errno; \
-		return NULL; \
-	}
 
 JOB_FN(job_read, read(j->fd, j->buf, j->len))
 JOB_FN(job_write, write(j->fd, j->buf, j->len))

@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 
 #include "legacy.h"
+#include "legacy_job.h"
 
 extern char **environ;
 
@@ -113,72 +114,8 @@ static void reap(pid_t pid, const char *what)
 		FAIL("%s: the child ended with status %#x, want exit 0", what, st);
 }
 
-/* One call made by a new thread; job_blocked waits until the thread is
- * about to make it and then 50 ms more, so that the call is in all
- * likelihood blocked when the caller acts (the outcome checked is the
- * same if it is not). */
-struct job {
-	struct gate g;
-	pthread_t t;
-	int fd;
-	void *buf;
-	size_t len;
-	const struct sockaddr *addr;
-	socklen_t addrlen;
-	long ret;
-	int err;
-};
-
-/* job_init, then set any other fields the call uses, then job_run. */
-static void job_init(struct job *j, int fd, void *buf, size_t len)
-{
-	memset(j, 0, sizeof *j);
-	gate_init(&j->g);
-	j->g.open = 1;
-	j->fd = fd;
-	j->buf = buf;
-	j->len = len;
-	j->ret = -2;
-}
-
-static void job_run(struct job *j, void *(*fn)(void *))
-{
-	CHECK0(pthread_create(&j->t, NULL, fn, j));
-}
-
-static void job_start(struct job *j, void *(*fn)(void *), int fd, void *buf, size_t len)
-{
-	job_init(j, fd, buf, len);
-	job_run(j, fn);
-}
-
-static void job_blocked(struct job *j)
-{
-	gate_await_waiters(&j->g, 1);
-	sleep_ms(50);
-}
-
-static long job_join(struct job *j)
-{
-	CHECK0(pthread_join(j->t, NULL));
-	CHECK0(pthread_mutex_destroy(&j->g.m));
-	CHECK0(pthread_cond_destroy(&j->g.c));
-	return j->ret;
-}
-
-#define JOB_FN(name, call) \
-	static void *name(void *arg) \
-	{ \
-		struct job *j = arg; \
-		gate_wait(&j->g); \
-		errno = 0; \
-		j->ret = (long)(call); \
-		j->err = errno; \
-		return NULL; \
-	}
-
 JOB_FN(job_read, read(j->fd, j->buf, j->len))
-JOB_FN(job_connect, connect(j->fd, j->addr, j->addrlen))
+JOB_FN(job_connect, connect(j->fd, j->peer, j->peerlen))
 
 /* A thread that sleeps ms milliseconds, then writes len bytes to fd. */
 struct later {
@@ -553,8 +490,8 @@ static void t_unix_backlog(void)
 
 	c = (int)SYS(socket(AF_UNIX, SOCK_STREAM, 0));
 	job_init(&j, c, NULL, 0);
-	j.addr = (struct sockaddr *)&a;
-	j.addrlen = alen;
+	j.peer = (struct sockaddr *)&a;
+	j.peerlen = alen;
 	job_run(&j, job_connect);
 	job_blocked(&j);
 	s = (int)SYS(accept(l, NULL, NULL));

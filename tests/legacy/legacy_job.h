@@ -1,0 +1,87 @@
+/* A job: one blocking call made by a new thread, for the legacy I/O
+ * programs (io.c, io_edge.c). The thread announces that it is about to
+ * block (an open gate only counts arrivals); job_blocked waits for that and
+ * then 50 ms more, so that the call is in all likelihood blocked when the
+ * main thread acts (in most cases the outcome checked is the same if it is
+ * not; where not, the case says so). */
+#ifndef GOSHIM_LEGACY_JOB_H
+#define GOSHIM_LEGACY_JOB_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "legacy.h"
+
+struct job {
+	struct gate g;
+	pthread_t t;
+	int fd;
+	int flags;
+	void *buf;
+	size_t len;
+	long ret;
+	int err;
+	struct sockaddr_in addr;        /* filled in by the call */
+	socklen_t addrlen;
+	const struct sockaddr *peer;    /* given to the call */
+	socklen_t peerlen;
+	struct iovec iov[3];
+	struct mmsghdr mm[3];
+};
+
+/* job_init, then set any other fields the call uses, then job_run. */
+static inline void job_init(struct job *j, int fd, void *buf, size_t len)
+{
+	memset(j, 0, sizeof *j);
+	gate_init(&j->g);
+	j->g.open = 1;
+	j->fd = fd;
+	j->buf = buf;
+	j->len = len;
+	j->ret = -2;
+}
+
+static inline void job_run(struct job *j, void *(*fn)(void *))
+{
+	CHECK0(pthread_create(&j->t, NULL, fn, j));
+}
+
+static inline void job_start(struct job *j, void *(*fn)(void *), int fd, void *buf, size_t len)
+{
+	job_init(j, fd, buf, len);
+	job_run(j, fn);
+}
+
+static inline void job_about_to_block(struct job *j)
+{
+	gate_wait(&j->g);
+	errno = 0;
+}
+
+static inline void job_blocked(struct job *j)
+{
+	gate_await_waiters(&j->g, 1);
+	sleep_ms(50);
+}
+
+static inline long job_join(struct job *j)
+{
+	CHECK0(pthread_join(j->t, NULL));
+	CHECK0(pthread_mutex_destroy(&j->g.m));
+	CHECK0(pthread_cond_destroy(&j->g.c));
+	return j->ret;
+}
+
+/* A job function: the thread makes call and keeps its result and errno. */
+#define JOB_FN(name, call) \
+	static void *name(void *arg) \
+	{ \
+		struct job *j = arg; \
+		job_about_to_block(j); \
+		j->ret = (long)(call); \
+		j->err = errno; \
+		return NULL; \
+	}
+
+#endif
