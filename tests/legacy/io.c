@@ -38,31 +38,6 @@
 /* ------------------------------------------------------------------------
  * Helpers. */
 
-/* ename() and the errno values of sockets and descriptors. */
-static const char *en(int e)
-{
-	switch (e) {
-	case EBADF: return "EBADF";
-	case EPIPE: return "EPIPE";
-	case ECONNRESET: return "ECONNRESET";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	case EINPROGRESS: return "EINPROGRESS";
-	case EALREADY: return "EALREADY";
-	case EISCONN: return "EISCONN";
-	case ENOTCONN: return "ENOTCONN";
-	case ENOTSOCK: return "ENOTSOCK";
-	case EFAULT: return "EFAULT";
-	case EMSGSIZE: return "EMSGSIZE";
-	}
-	return ename(e);
-}
-
-/* A system call that must not fail (return -1); yields its result. */
-#define SYS(call) \
-	({ long r_ = (long)(call); \
-	   if (r_ == -1) FAIL("%s:%d: %s: %s", __FILE__, __LINE__, #call, en(errno)); \
-	   r_; })
-
 /* A system call that must fail with errno want; prints "what: -1 NAME". */
 #define EXPECT_ERRNO(what, call, want) \
 	do { errno = 0; long r_ = (long)(call); int e_ = errno; \

@@ -45,22 +45,6 @@ extern char **environ;
 /* ------------------------------------------------------------------------
  * Helpers (as in io.c). */
 
-static const char *en(int e)
-{
-	switch (e) {
-	case EBADF: return "EBADF";
-	case EPIPE: return "EPIPE";
-	case EINPROGRESS: return "EINPROGRESS";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	}
-	return ename(e);
-}
-
-/* A system call that must not fail (return -1); yields its result. */
-#define SYS(call) \
-	({ long r_ = (long)(call); \
-	   if (r_ == -1) FAIL("%s:%d: %s: %s", __FILE__, __LINE__, #call, en(errno)); \
-	   r_; })
 
 /* A call that must fail with errno want (nothing printed). */
 #define CHECK_ERRNO(call, want) \

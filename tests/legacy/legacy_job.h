@@ -1,9 +1,10 @@
-/* A job: one blocking call made by a new thread, for the legacy I/O
- * programs (io.c, io_edge.c). The thread announces that it is about to
- * block (an open gate only counts arrivals); job_blocked waits for that and
- * then 50 ms more, so that the call is in all likelihood blocked when the
- * main thread acts (in most cases the outcome checked is the same if it is
- * not; where not, the case says so). */
+/* Helpers of the legacy I/O programs (io.c, io_edge.c): the errno names
+ * of sockets, SYS, and jobs. A job is one blocking call made by a new
+ * thread. The thread announces that it is about to block (an open gate
+ * only counts arrivals); job_blocked waits for that and then 50 ms more,
+ * so that the call is in all likelihood blocked when the main thread acts
+ * (in most cases the outcome checked is the same if it is not; where not,
+ * the case says so). */
 #ifndef GOSHIM_LEGACY_JOB_H
 #define GOSHIM_LEGACY_JOB_H
 
@@ -12,6 +13,31 @@
 #include <sys/uio.h>
 
 #include "legacy.h"
+
+/* ename() and the errno values of sockets and descriptors. */
+static const char *en(int e)
+{
+	switch (e) {
+	case EBADF: return "EBADF";
+	case EPIPE: return "EPIPE";
+	case ECONNRESET: return "ECONNRESET";
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case EINPROGRESS: return "EINPROGRESS";
+	case EALREADY: return "EALREADY";
+	case EISCONN: return "EISCONN";
+	case ENOTCONN: return "ENOTCONN";
+	case ENOTSOCK: return "ENOTSOCK";
+	case EFAULT: return "EFAULT";
+	case EMSGSIZE: return "EMSGSIZE";
+	}
+	return ename(e);
+}
+
+/* A system call that must not fail (return -1); yields its result. */
+#define SYS(call) \
+	({ long r_ = (long)(call); \
+	   if (r_ == -1) FAIL("%s:%d: %s: %s", __FILE__, __LINE__, #call, en(errno)); \
+	   r_; })
 
 struct job {
 	struct gate g;
