@@ -43,8 +43,7 @@
 extern char **environ;
 
 /* ------------------------------------------------------------------------
- * Helpers (as in io.c). */
-
+ * Helpers. */
 
 /* A call that must fail with errno want (nothing printed). */
 #define CHECK_ERRNO(call, want) \
