@@ -111,6 +111,28 @@ void notesleep(note_t *n)
 		futexsleep(&n->key, 0, -1);
 }
 
+/* notesleep after spinning up to spin_ns for the wake-up (on more than
+ * one CPU): a wake-up that finds the sleeper still spinning costs it a
+ * load, where waking a thread asleep on a futex from another CPU costs
+ * 20-25 us on these machines (notes/anchor-figures.md). */
+void notesleep_spin(note_t *n, int64_t spin_ns)
+{
+	static int ncpu;
+	if (!ncpu)
+		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu > 1) {
+		int64_t end = nanotime() + spin_ns;
+		do {
+			for (int i = 0; i < 100; i++) {
+				if (atomic_load_explicit(&n->key, memory_order_acquire) != 0)
+					return;
+				procyield(10);
+			}
+		} while (nanotime() < end);
+	}
+	notesleep(n);
+}
+
 /* lock_futex.go: notetsleep_internal. Returns whether the note was woken. */
 bool notetsleep(note_t *n, int64_t ns)
 {

@@ -1288,7 +1288,10 @@ static void stoplockedm(void)
 	checkdead();
 	unlock(&sched.lock);
 	mp->blocked = true;
-	notesleep(&mp->park);
+	/* The M is the locked goroutine's alone: spinning a while for it to
+	 * be handed back (a join, a condvar hand-off in main) saves a
+	 * cross-CPU futex wake-up. */
+	notesleep_spin(&mp->park, 50 * 1000);
 	noteclear(&mp->park);
 	mp->blocked = false;
 	uint32_t st = readgstatus(mp->lockedg);

@@ -60,6 +60,7 @@ void unlock(mutex_t *l);
 void noteclear(note_t *n);
 void notewakeup(note_t *n);
 void notesleep(note_t *n);
+void notesleep_spin(note_t *n, int64_t spin_ns);
 bool notetsleep(note_t *n, int64_t ns); /* false on timeout */
 int futexsleep(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
 void futexwakeup(_Atomic uint32_t *addr, int cnt);
