@@ -2,7 +2,10 @@
  * and under LD_PRELOAD=libgoshim.so. Usage: pthreads MODE SIZE
  *
  *   create_join  ns per pthread_create + pthread_join of a thread that
- *                returns at once
+ *                returns at once, made and joined by main
+ *   create_join_thread  the same from a thread that main made (under
+ *                libgoshim main is a thread-locked goroutine, so each join
+ *                in main hands main back to its own thread)
  *   pingpong     ns per round trip: two threads hand a turn back and forth
  *                under one mutex with two condvars
  *   contended    ns per lock+unlock: 4 threads share one mutex, SIZE
@@ -20,7 +23,7 @@ static void *nothing(void *arg)
 	return arg;
 }
 
-static void create_join(long n)
+static double create_join_ns(long n)
 {
 	int64_t t0 = bench_now_ns();
 	for (long i = 0; i < n; i++) {
@@ -31,7 +34,28 @@ static void create_join(long n)
 			exit(1);
 		}
 	}
-	bench_result("pt_create_join", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+	return (double)(bench_now_ns() - t0) / (double)n;
+}
+
+static void create_join(long n)
+{
+	bench_result("pt_create_join", create_join_ns(n), "ns/op");
+}
+
+static void *create_join_loop(void *arg)
+{
+	bench_result("pt_create_join_thread", create_join_ns(*(long *)arg), "ns/op");
+	return NULL;
+}
+
+static void create_join_thread(long n)
+{
+	pthread_t t;
+	int err = pthread_create(&t, NULL, create_join_loop, &n);
+	if (err || (err = pthread_join(t, NULL))) {
+		fprintf(stderr, "pthreads: create/join: %s\n", strerror(err));
+		exit(1);
+	}
 }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -156,13 +180,15 @@ static void parked(long n)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: pthreads create_join|pingpong|contended|parked [SIZE]\n");
+		fprintf(stderr, "usage: pthreads create_join|create_join_thread|pingpong|contended|parked [SIZE]\n");
 		return 2;
 	}
 	long n = bench_size(argc - 1, argv + 1, 10000);
 	const char *mode = argv[1];
 	if (!strcmp(mode, "create_join"))
 		create_join(n);
+	else if (!strcmp(mode, "create_join_thread"))
+		create_join_thread(n);
 	else if (!strcmp(mode, "pingpong"))
 		pingpong(n);
 	else if (!strcmp(mode, "contended"))
