@@ -64,11 +64,6 @@ static void set_nonblock(int fd, int on)
 	SYS(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK));
 }
 
-static int is_nonblock(int fd)
-{
-	return ((int)SYS(fcntl(fd, F_GETFL)) & O_NONBLOCK) != 0;
-}
-
 static void write_full(int fd, const void *p, size_t n)
 {
 	const char *c = p;
@@ -112,20 +107,6 @@ static int closed_fd(void)
 			return fd;
 		}
 	FAIL("no free descriptor number in [600, 1000)");
-}
-
-static int tcp_listener(struct sockaddr_in *a, int backlog)
-{
-	int one = 1, fd = (int)SYS(socket(AF_INET, SOCK_STREAM, 0));
-	socklen_t len = sizeof *a;
-	memset(a, 0, sizeof *a);
-	a->sin_family = AF_INET;
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	SYS(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
-	SYS(bind(fd, (struct sockaddr *)a, sizeof *a));
-	SYS(listen(fd, backlog));
-	SYS(getsockname(fd, (struct sockaddr *)a, &len));
-	return fd;
 }
 
 static int tcp_connect(const struct sockaddr_in *a)

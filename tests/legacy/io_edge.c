@@ -63,25 +63,6 @@ extern char **environ;
  * which still tells a wait from an immediate return. */
 #define JIFFY_MS 10
 
-static int tcp_listener(struct sockaddr_in *a, int backlog)
-{
-	int one = 1, fd = (int)SYS(socket(AF_INET, SOCK_STREAM, 0));
-	socklen_t len = sizeof *a;
-	memset(a, 0, sizeof *a);
-	a->sin_family = AF_INET;
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	SYS(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
-	SYS(bind(fd, (struct sockaddr *)a, sizeof *a));
-	SYS(listen(fd, backlog));
-	SYS(getsockname(fd, (struct sockaddr *)a, &len));
-	return fd;
-}
-
-static int is_nonblock(int fd)
-{
-	return ((int)SYS(fcntl(fd, F_GETFL)) & O_NONBLOCK) != 0;
-}
-
 static void set_cloexec(int fd)
 {
 	SYS(fcntl(fd, F_SETFD, FD_CLOEXEC));

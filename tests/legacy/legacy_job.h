@@ -8,6 +8,8 @@
 #ifndef GOSHIM_LEGACY_JOB_H
 #define GOSHIM_LEGACY_JOB_H
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -38,6 +40,26 @@ static const char *en(int e)
 	({ long r_ = (long)(call); \
 	   if (r_ == -1) FAIL("%s:%d: %s: %s", __FILE__, __LINE__, #call, en(errno)); \
 	   r_; })
+
+/* A loopback TCP listener on a free port; *a gets its address. */
+static inline int tcp_listener(struct sockaddr_in *a, int backlog)
+{
+	int one = 1, fd = (int)SYS(socket(AF_INET, SOCK_STREAM, 0));
+	socklen_t len = sizeof *a;
+	memset(a, 0, sizeof *a);
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	SYS(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one));
+	SYS(bind(fd, (struct sockaddr *)a, sizeof *a));
+	SYS(listen(fd, backlog));
+	SYS(getsockname(fd, (struct sockaddr *)a, &len));
+	return fd;
+}
+
+static inline int is_nonblock(int fd)
+{
+	return ((int)SYS(fcntl(fd, F_GETFL)) & O_NONBLOCK) != 0;
+}
 
 struct job {
 	struct gate g;
