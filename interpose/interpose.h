@@ -172,6 +172,16 @@ static inline bool may_enter_runtime(void)
 	       sp < gp->stack.hi;
 }
 
+/* Does a blocking call of the caller park its goroutine? A goroutine
+ * locked to its thread (main, an adopted thread) waits in the kernel
+ * instead: the thread is its own either way, and a signal then interrupts
+ * the wait as it would natively. */
+static inline bool parks_here(void)
+{
+	struct g *gp = getg();
+	return gp && !gp->lockedm;
+}
+
 /* Enter the runtime from user code (adopting an unknown thread). The
  * runtime's own system calls must not show in the caller's errno: POSIX
  * functions that succeed leave it alone. */

@@ -322,8 +322,7 @@ static bool handlers_restart(void)
  * one interrupts a socket call with a timeout whatever its flags). */
 static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline)
 {
-	struct g *gp = getg();
-	if (!gp || gp->lockedm) {
+	if (!parks_here()) {
 		struct pollfd p = {.fd = pd->fd, .events = mode == POLL_R ? POLLIN : POLLOUT};
 		struct timespec ts;
 		long n = BLOCKING(syscall(SYS_ppoll, &p, 1, ts_until(deadline, &ts), NULL, 0));
@@ -1449,12 +1448,6 @@ static long check_poll(void *p)
 	return raw_poll0(a->fds, a->n);
 }
 
-static bool wait_here(void)
-{
-	struct g *gp = getg();
-	return gp && !gp->lockedm;
-}
-
 /* poll and ppoll without a signal mask: park when every fd is ours. */
 static int poll_common(struct pollfd *fds, nfds_t n, int64_t deadline, bool forever,
                        int (*kernel)(struct pollfd *, nfds_t, void *), void *karg)
@@ -1462,7 +1455,7 @@ static int poll_common(struct pollfd *fds, nfds_t n, int64_t deadline, bool fore
 	long r = raw_poll0(fds, n);
 	if (r != 0 || (!forever && deadline <= nanotime()))
 		return (int)r;
-	if (n > (nfds_t)INT32_MAX || !wait_here())
+	if (n > (nfds_t)INT32_MAX || !parks_here())
 		return BLOCKING(kernel(fds, n, karg));
 	int small_fd[16];
 	uint32_t small_mode[16];
@@ -1584,10 +1577,8 @@ static int select_fds(const struct select_args *a, int *fds, uint32_t *modes)
 	return cnt;
 }
 
-#define SELECT_IN_KERNEL WAIT_IN_KERNEL
-
 /* select and pselect without a mask: one try, then park when every fd in
- * the sets is ours; SELECT_IN_KERNEL when the kernel must wait instead. */
+ * the sets is ours; WAIT_IN_KERNEL when the kernel must wait instead. */
 static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t deadline, bool forever)
 {
 	if (nfds < 0) {
@@ -1595,7 +1586,7 @@ static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t dead
 		return -1;
 	}
 	if (nfds > FD_SETSIZE) /* larger sets than fd_set: the kernel's */
-		return SELECT_IN_KERNEL;
+		return WAIT_IN_KERNEL;
 	struct select_args a = {.nfds = nfds, .sets = {r, w, x},
 	                        .bytes = (size_t)(nfds + NFDBITS - 1) / NFDBITS * sizeof(fd_mask)};
 	for (int i = 0; i < 3; i++) {
@@ -1607,13 +1598,13 @@ static int select_common(int nfds, fd_set *r, fd_set *w, fd_set *x, int64_t dead
 	if (n != 0)
 		return (int)n;
 	if (forever || deadline > nanotime()) {
-		if (!wait_here())
-			return SELECT_IN_KERNEL;
+		if (!parks_here())
+			return WAIT_IN_KERNEL;
 		int fds[FD_SETSIZE];
 		uint32_t modes[FD_SETSIZE];
 		int cnt = select_fds(&a, fds, modes);
 		if (!all_ours(fds, cnt))
-			return SELECT_IN_KERNEL;
+			return WAIT_IN_KERNEL;
 		n = wait_any(fds, modes, cnt, forever ? 0 : deadline, check_select, &a);
 	}
 	if (n == 0) /* nothing ready at the deadline */
@@ -1634,7 +1625,7 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 	pthread_testcancel();
 	int64_t deadline = tv ? nanotime() + timeo_ns(tv) : 0;
 	int n = select_common(nfds, r, w, x, deadline, !tv);
-	if (n == SELECT_IN_KERNEL)
+	if (n == WAIT_IN_KERNEL)
 		return BLOCKING(io_real.select(nfds, r, w, x, tv));
 	if (tv) { /* Linux reports the time not slept */
 		int64_t left = n >= 0 ? deadline - nanotime() : 0;
@@ -1659,7 +1650,7 @@ EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct times
 	}
 	pthread_testcancel();
 	int n = select_common(nfds, r, w, x, deadline_ts(ts), !ts);
-	if (n == SELECT_IN_KERNEL)
+	if (n == WAIT_IN_KERNEL)
 		n = BLOCKING(io_real.pselect(nfds, r, w, x, ts, NULL));
 	return n;
 }
@@ -1687,7 +1678,7 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 	long r = check_epoll(&a);
 	if (r != 0 || timeout == 0)
 		return (int)r;
-	if (!wait_here() || !all_ours(&epfd, 1))
+	if (!parks_here() || !all_ours(&epfd, 1))
 		return BLOCKING(io_real.epoll_wait(epfd, ev, max, timeout));
 	uint32_t mode = POLL_R;
 	r = wait_any(&epfd, &mode, 1, deadline_ms(timeout), check_epoll, &a);

@@ -49,10 +49,7 @@ static void park_until(int64_t deadline)
 
 static bool sleeps_here(void)
 {
-	if (!interposing() || !may_enter_runtime())
-		return false;
-	struct g *gp = getg();
-	return gp && !gp->lockedm;
+	return interposing() && may_enter_runtime() && parks_here();
 }
 
 /* A sleep in the kernel, its P handed off meanwhile (unless the runtime
