@@ -1391,9 +1391,7 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 			park_abort();
 			st = 0;
 		} else {
-			atomic_fetch_add(&netpollWaiters, 1);
-			st = park_wait(waitReasonIOWait);
-			atomic_fetch_sub(&netpollWaiters, 1);
+			st = netpollpark();
 		}
 		for (int i = 0; i < n; i++) {
 			if (pds[i]) {

@@ -330,6 +330,16 @@ void netpolldisarm(struct pollDesc *pd, struct pollWaiter *w)
 	unlock(&pd->lock);
 }
 
+/* park_wait for goroutines armed on pollDescs (netpollarm): counted in
+ * netpollWaiters, so that an idle M blocks in netpoll for them. */
+int netpollpark(void)
+{
+	atomic_fetch_add(&netpollWaiters, 1);
+	int r = park_wait(waitReasonIOWait);
+	atomic_fetch_sub(&netpollWaiters, 1);
+	return r;
+}
+
 /* netpollblock: parks the calling goroutine until mode is ready on pd
  * (seen: pd_seq before the attempt that would have blocked), the deadline
  * passes, or (cancelable) pthread_cancel. 0: try again; EBADF: closed;
@@ -344,9 +354,7 @@ int netpollwait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadl
 		park_abort();
 		return r == EAGAIN ? 0 : r;
 	}
-	atomic_fetch_add(&netpollWaiters, 1);
-	r = park_wait(waitReasonIOWait);
-	atomic_fetch_sub(&netpollWaiters, 1);
+	r = netpollpark();
 	netpolldisarm(pd, &w);
 	return atomic_load(&pd->closing) ? EBADF : r;
 }

@@ -527,6 +527,7 @@ bool pd_acquire(struct pollDesc *pd);
 void pd_release(struct pollDesc *pd);
 int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const uint32_t *seen);
 void netpolldisarm(struct pollDesc *pd, struct pollWaiter *w);
+int netpollpark(void);
 int netpollwait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline,
                 bool cancelable);
 static inline uint32_t pd_seq(struct pollDesc *pd, uint32_t mode)
