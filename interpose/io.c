@@ -1095,13 +1095,27 @@ EXPORT int epoll_create(int size)
 	return fd;
 }
 
-EXPORT int close(int fd)
+static bool fd_ours(int fd)
 {
-	if (io_on() && fd_slot(fd, false) && atomic_load(fd_slot(fd, false))) {
+	fdslot_t *slot = fd_slot(fd, false);
+	return slot && atomic_load(slot);
+}
+
+/* fd is about to be closed, or replaced by dup2/dup3: it leaves the table
+ * and its waiters wake with EBADF. */
+static void fd_closing(int fd)
+{
+	if (fd_ours(fd)) {
 		interpose_enter();
 		fd_forget(fd, true);
 		interpose_leave();
 	}
+}
+
+EXPORT int close(int fd)
+{
+	if (io_on())
+		fd_closing(fd);
 	return io_real.close(fd);
 }
 
@@ -1159,17 +1173,6 @@ EXPORT FILE *fdopen(int fd, const char *mode)
 	return io_real.fdopen(fd, mode);
 }
 
-/* dup2/dup3 close newfd first when it is open: its waiters wake. */
-static void fd_replaced(int newfd)
-{
-	fdslot_t *slot = fd_slot(newfd, false);
-	if (slot && atomic_load(slot)) {
-		interpose_enter();
-		fd_forget(newfd, true);
-		interpose_leave();
-	}
-}
-
 EXPORT int dup(int oldfd)
 {
 	int fd = io_real.dup(oldfd);
@@ -1183,7 +1186,7 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 	if (!io_on())
 		return io_real.dup3(oldfd, newfd, flags);
 	if (oldfd != newfd && syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
-		fd_replaced(newfd);
+		fd_closing(newfd);
 	int fd = io_real.dup3(oldfd, newfd, flags);
 	if (fd >= 0)
 		fd_dup_view(oldfd, fd);
@@ -1197,7 +1200,7 @@ EXPORT int dup2(int oldfd, int newfd)
 	if (!io_on() || oldfd == newfd)
 		return io_real.dup2(oldfd, newfd);
 	if (syscall(SYS_fcntl, oldfd, F_GETFD) >= 0)
-		fd_replaced(newfd);
+		fd_closing(newfd);
 	int fd = io_real.dup2(oldfd, newfd);
 	if (fd >= 0)
 		fd_dup_view(oldfd, fd);
@@ -1322,10 +1325,7 @@ EXPORT int shutdown(int fd, int how)
 static bool all_ours(const int *fds, int n)
 {
 	for (int i = 0; i < n; i++) {
-		if (fds[i] < 0)
-			continue;
-		fdslot_t *slot = fd_slot(fds[i], false);
-		if (!slot || !atomic_load(slot))
+		if (fds[i] >= 0 && !fd_ours(fds[i]))
 			return false;
 	}
 	return true;
