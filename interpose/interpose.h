@@ -156,9 +156,9 @@ static inline bool interposing(void)
  * a goroutine between runtime_enter and runtime_leave, or a stack switch,
  * whose thread pointer may already show the next goroutine while the
  * stack is still the last one's (so the stack pointer must be on the
- * goroutine's own stack). Not in the child of a fork either, which has
- * none of the parent's other threads. Those make the system call
- * themselves, as glibc would. */
+ * goroutine's own stack). Not in the child of a fork that was called
+ * where the runtime could not be entered either (io.c: atfork_child): it
+ * has no runtime. Those make the system call themselves, as glibc would. */
 extern bool forked_child;
 static inline bool may_enter_runtime(void)
 {

@@ -92,6 +92,7 @@ static struct {
 #undef X_FIELD
 
 static void atfork_prepare(void);
+static void atfork_parent(void);
 static void atfork_child(void);
 static void fds_inherit(void);
 
@@ -105,7 +106,7 @@ void io_init(void)
 	}
 	IO_REAL_FNS(X_RESOLVE)
 #undef X_RESOLVE
-	pthread_atfork(atfork_prepare, NULL, atfork_child);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 /* Are these calls ours to park? Not in pass-through, not from a signal
@@ -2040,17 +2041,47 @@ static void fds_inherit(void)
 	}
 }
 
+/* fork: the runtime goes on in the child (proc.c: beforefork). Only when
+ * fork is called where the runtime cannot be entered (a signal handler
+ * that interrupted it, pass-through) is the child left without it: then
+ * forked_child sends every call there to glibc. glibc runs the handlers
+ * of one fork at a time (its atfork lock is held from prepare to the
+ * parent's or child's handlers), so one flag says which kind this is. */
 bool forked_child;
+static bool fork_in_runtime;
 
 static void atfork_prepare(void)
 {
-	if (io_on())
-		fds_inherit();
+	fork_in_runtime = io_on();
+	if (!fork_in_runtime)
+		return;
+	fds_inherit();
+	int e = errno;
+	runtime_enter();
+	beforefork();
+	errno = e;
+}
+
+static void atfork_parent(void)
+{
+	if (!fork_in_runtime)
+		return;
+	int e = errno;
+	afterfork();
+	runtime_leave();
+	errno = e;
 }
 
 static void atfork_child(void)
 {
-	forked_child = true;
+	if (!fork_in_runtime) {
+		forked_child = true;
+		return;
+	}
+	int e = errno;
+	afterforkinchild();
+	runtime_leave();
+	errno = e;
 }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])

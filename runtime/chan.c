@@ -161,6 +161,8 @@ struct sudog *waitq_dequeue(struct waitq *q)
 			set_first(q, y);
 			sgp->next = NULL; /* mark as removed (see dequeueSudoG) */
 		}
+		if (unlikely(sgp->g->forkgone))
+			continue; /* another thread's, in a fork child (afterforkinchild) */
 		/* If a goroutine was put on this queue because of a select,
 		 * there is a small window between the goroutine being woken up
 		 * by a different case and it grabbing the channel locks. Once

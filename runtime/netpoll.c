@@ -175,22 +175,35 @@ retry:;
 static struct {
 	mutex_t lock;
 	struct pollDesc *first;
+	struct pollBlock *blocks; /* every pollDesc ever made (afterforkinchild) */
 } pollcache;
+
+enum { POLL_BLOCK_PDS = 4096 / sizeof(struct pollDesc) > 1 ? 4096 / sizeof(struct pollDesc) - 1 : 1 };
+struct pollBlock {
+	struct pollBlock *next;
+	struct pollDesc pds[POLL_BLOCK_PDS];
+};
+
+/* Bumped by each fork child's new epoll instance (while it is the only
+ * thread): a pollDesc registered with an older one registers again when
+ * next armed (netpollarm). */
+static uint32_t netpollGen;
 
 static struct pollDesc *pollcache_alloc(void)
 {
 	lock(&pollcache.lock);
 	if (!pollcache.first) {
 		/* Never freed: a stale pointer must stay readable. */
-		enum { n = 4096 / sizeof(struct pollDesc) > 0 ? 4096 / sizeof(struct pollDesc) : 1 };
-		struct pollDesc *block = calloc(n, sizeof *block);
+		struct pollBlock *block = calloc(1, sizeof *block);
 		if (!block) {
 			unlock(&pollcache.lock);
 			return NULL;
 		}
-		for (size_t i = 0; i < n; i++) {
-			block[i].link = pollcache.first;
-			pollcache.first = &block[i];
+		block->next = pollcache.blocks;
+		pollcache.blocks = block;
+		for (size_t i = 0; i < POLL_BLOCK_PDS; i++) {
+			block->pds[i].link = pollcache.first;
+			pollcache.first = &block->pds[i];
 		}
 	}
 	struct pollDesc *pd = pollcache.first;
@@ -206,6 +219,20 @@ static void pollcache_free(struct pollDesc *pd)
 	pd->link = pollcache.first;
 	pollcache.first = pd;
 	unlock(&pollcache.lock);
+}
+
+/* Registers pd's fd with the current epoll instance (netpollInitLock
+ * held): 0 or an errno. */
+static int netpollregister(struct pollDesc *pd)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.u64 = (uint64_t)(uintptr_t)pd | (uint64_t)(pd->fdseq & TAG_SEQ_MASK) << TAG_SHIFT,
+	};
+	if (syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, pd->fd, &ev) != 0)
+		return errno;
+	pd->epgen = netpollGen;
+	return 0;
 }
 
 /* poll_runtime_pollOpen: a pollDesc for fd, registered with epoll, holding
@@ -228,12 +255,11 @@ struct pollDesc *netpollopen(int fd, int *err)
 	pd->waiters = NULL;
 	pd->sibling_next = pd->sibling_prev = pd;
 	atomic_store(&pd->refs, 1);
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-		.data.u64 = (uint64_t)(uintptr_t)pd | (uint64_t)(pd->fdseq & TAG_SEQ_MASK) << TAG_SHIFT,
-	};
-	if (syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		*err = errno;
+	lock(&netpollInitLock); /* against a fork child's netpollGen moving on */
+	int r = netpollregister(pd);
+	unlock(&netpollInitLock);
+	if (r) {
+		*err = r;
 		atomic_store(&pd->refs, 0);
 		pollcache_free(pd);
 		return NULL;
@@ -293,6 +319,20 @@ static void netpollready(struct gqueue *toRun, struct pollDesc *pd, uint32_t mod
 	unlock(&pd->lock);
 }
 
+/* netpollarm in a fork child: pd was registered with the parent's epoll
+ * instance; pd.lock held. 0 or EBADF. */
+static int netpollreregister(struct pollDesc *pd)
+{
+	netpollGenericInit();
+	lock(&netpollInitLock);
+	int r = pd->epgen == netpollGen ? 0 : netpollregister(pd);
+	unlock(&netpollInitLock);
+	if (r && r != EBADF)
+		fatal("runtime: netpoll: cannot register fd %d with the fork child's epoll: errno %d",
+		      pd->fd, r);
+	return r;
+}
+
 /* Links w (for the calling goroutine, which has called park_prepare) to
  * pd: 0; EBADF if pd is closing; EAGAIN if pd was evicted (the call now
  * blocks in the kernel), or seen is given and an event for mode arrived
@@ -305,6 +345,8 @@ int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const u
 		r = EBADF;
 	else if (atomic_load(&pd->evicted) || (seen && pd_seq(pd, mode) != *seen))
 		r = EAGAIN;
+	if (r == 0 && unlikely(pd->epgen != netpollGen))
+		r = netpollreregister(pd);
 	if (r == 0) {
 		w->g = getg();
 		w->mode = mode;
@@ -376,5 +418,31 @@ void wakeNetPoller(int64_t when)
 		/* There are no threads in the network poller, try to get one
 		 * there so it can handle new timers. */
 		wakep();
+	}
+}
+
+/* afterforkinchild: the epoll instance and the eventfd are the parent's
+ * too (an epoll_ctl here would change the parent's registrations): drop
+ * this process's copies, and let netpollGenericInit make new ones. Every
+ * pollDesc's waiters were other threads' goroutines, and its lock may
+ * have been held by an M that delivered readiness without a P. */
+void netpoll_afterforkinchild(void)
+{
+	if (epfd >= 0) {
+		syscall(SYS_close, epfd);
+		syscall(SYS_close, netpollEventFd);
+	}
+	epfd = netpollEventFd = -1;
+	netpollGen++;
+	atomic_store(&netpollInited, 0);
+	atomic_store(&netpollWakeSig, 0);
+	atomic_store(&netpollWaiters, 0);
+	lock_reinit_afterfork(&netpollInitLock);
+	lock_reinit_afterfork(&pollcache.lock);
+	for (struct pollBlock *b = pollcache.blocks; b; b = b->next) {
+		for (size_t i = 0; i < POLL_BLOCK_PDS; i++) {
+			lock_reinit_afterfork(&b->pds[i].lock);
+			b->pds[i].waiters = NULL;
+		}
 	}
 }

@@ -78,6 +78,16 @@ __attribute__((no_sanitize("thread"), noinline)) void setg(struct g *gp)
 #endif
 
 static _Atomic bool sysmon_started;
+
+/* A fork child starts with one thread and no sysmon (afterforkinchild):
+ * the first goroutine made runnable there brings it back, as another
+ * goroutine may then wait for a P that a system call holds. */
+static inline void sysmon_ensure(void)
+{
+	if (unlikely(!atomic_load_explicit(&sysmon_started, memory_order_relaxed)) &&
+	    __atomic_load_n(&runtime_inited, __ATOMIC_ACQUIRE))
+		newm_sysmon();
+}
 static _Atomic bool mainStarted;
 static _Atomic int32_t nthreads_own; /* OS threads that are Ms, plus sysmon */
 static pthread_key_t needm_key;
@@ -662,6 +672,8 @@ static void ready(struct g *gp, bool next)
 {
 	struct g *me = getg();
 	struct p *pp = me->m->p;
+	if (unlikely(gp->forkgone))
+		return; /* another thread's, in a fork child: it does not exist here */
 	if (unlikely(readgstatus(gp) != _Gwaiting))
 		throw("goready: bad status");
 	casgstatus(gp, _Gwaiting, _Grunnable);
@@ -1207,6 +1219,7 @@ void handoffp(struct p *pp)
  * (newproc, ready). */
 void wakep(void)
 {
+	sysmon_ensure();
 	if (atomic_load(&sched.npidle) == 0)
 		return;
 	/* be conservative about spinning threads */
@@ -1640,6 +1653,7 @@ static void mexit(struct m *mp)
 
 static void newm(void (*fn)(void), struct p *pp)
 {
+	sysmon_ensure();
 	struct m *mp = allocm();
 	mp->ownthread = true;
 	mp->mstartfn = fn;
@@ -2044,6 +2058,127 @@ int procresize_set(int32_t n)
 	startTheWorld(runnable);
 	semrelease1(&worldsema, false);
 	return old;
+}
+
+/* ---- fork (not in Go: its runtime forks only to exec) -------------- */
+
+/*
+ * A fork child has one thread, the one that called fork, and POSIX says
+ * the parent's other threads do not exist there. The runtime makes that
+ * true of goroutines (the three functions run from the pthread_atfork
+ * handlers that interpose/io.c registers first, so that its prepare
+ * handler runs after the program's and its child handler before them):
+ *
+ *  - beforefork stops the world (holding worldsema) and takes sched.lock
+ *    and allmlock: while the address space is copied no P runs runtime
+ *    code, so nothing a P guards is half-changed, and no M is inside the
+ *    scheduler's or allm's lists. Locks that an M without a P may hold at
+ *    that moment (a netpoll delivering readiness, a thread being adopted,
+ *    the caches) are made free again in the child instead.
+ *  - afterfork (parent) undoes it: procresize to the same size rebuilds
+ *    the idle and runnable P lists, then startTheWorld.
+ *  - afterforkinchild leaves one M (the caller's) and no sysmon (the first
+ *    goroutine made runnable brings it back: sysmon_ensure), empties
+ *    every run queue, and marks
+ *    every other goroutine forkgone (_Gdead, parkstate PARK_GONE). Wakers
+ *    skip gone goroutines (waitq_dequeue, semrelease1, the parkq claims,
+ *    and ready() last of all), so a channel value, a semaphore count or a
+ *    mutex goes to a goroutine of the child, and no goroutine of the
+ *    parent ever runs here. Goroutines parked in a coroutine switch stay:
+ *    only their owner resumes them, and that may be the forking one.
+ *    Timers stay on their Ps (one that would wake a gone goroutine finds
+ *    it gone). The netpoller starts again: the parent's epoll instance is
+ *    shared with the child, so the child drops its copy and pollDescs
+ *    register with a new one when next waited on.
+ */
+void beforefork(void)
+{
+	semacquire1(&worldsema, false, waitReasonSemacquire);
+	stopTheWorld();
+	lock(&sched.lock);
+	lock(&allmlock);
+}
+
+void afterfork(void)
+{
+	unlock(&allmlock);
+	startTheWorld(procresize(atomic_load(&gomaxprocs)));
+	semrelease1(&worldsema, false);
+}
+
+void afterforkinchild(void)
+{
+	struct g *me = getg();
+	struct m *mp = me->m;
+
+	/* Ms: the caller's, which holds its P. */
+	mp->procid = (pid_t)syscall(SYS_gettid);
+	mp->alllink = NULL;
+	allm = mp;
+	mp->schedlink = NULL;
+	mp->spinning = false;
+	sched.midle = NULL;
+	sched.nmidle = 0;
+	sched.nmidlelocked = 0;
+	sched.nmsys = 0;
+	sched.nmfreed = sched.mnext - 1;
+	atomic_store(&sched.nmspinning, 0);
+	atomic_store(&nthreads_own, 1);
+	atomic_store(&sysmon_started, false);
+	atomic_store(&sched.sysmonwait, 0);
+	noteclear(&sched.sysmonnote);
+	noteclear(&sched.stopnote);
+	sched.stopwait = 0;
+	atomic_store(&sched.lastpoll, nanotime()); /* nobody is in netpoll */
+	atomic_store(&sched.pollUntil, 0);
+
+	/* Goroutines: the caller's, and coroutines waiting for a switch. */
+	int32_t live = 0;
+	for (struct g *gp = allgs; gp; gp = gp->alllink) {
+		uint32_t st = readgstatus(gp);
+		bool keep = gp == me || st == _Gdead ||
+		            (st == _Gwaiting && gp->waitreason == waitReasonCoroutine);
+		if (!keep) {
+			gp->forkgone = true;
+			atomic_store(&gp->parkstate, PARK_GONE);
+			atomic_store(&gp->atomicstatus, _Gdead);
+			gp->m = NULL;
+			gp->lockedm = NULL;
+			gp->schedlink = NULL;
+		} else if (st != _Gdead && !gp->system) {
+			live++;
+		}
+	}
+	atomic_store(&sched.ngoroutines, live);
+	sched.runq.head = sched.runq.tail = NULL;
+	atomic_store(&sched.runq.n, 0);
+	for (int32_t i = 0; i < nallp; i++) {
+		struct p *pp = allp[i];
+		atomic_store(&pp->ngdelta, 0);
+		atomic_store(&pp->runqhead, 0);
+		atomic_store(&pp->runqtail, 0);
+		atomic_store(&pp->runnext, NULL);
+		if (pp != mp->p)
+			pp->m = NULL;
+	}
+
+	/* Locks an M without a P may have held at the fork. */
+	lock_reinit_afterfork(&allglock);
+	lock_reinit_afterfork(&sched.gFreeLock);
+	lock_reinit_afterfork(&sched.sudoglock);
+	stack_afterforkinchild();
+	netpoll_afterforkinchild();
+	thread_afterforkinchild(me);
+	tls_afterforkinchild(mp);
+
+	unlock(&allmlock);
+	if (procresize(atomic_load(&gomaxprocs)))
+		throw("afterforkinchild: runnable P");
+	/* startTheWorld without its wakep: a child that only execs starts no
+	 * thread; the first goroutine made runnable starts an M. */
+	atomic_store(&sched.gcwaiting, 0);
+	unlock(&sched.lock);
+	semrelease1(&worldsema, false);
 }
 
 /* ---- deadlock detection (proc.go: checkdead) ------------------------ */

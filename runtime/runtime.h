@@ -56,6 +56,8 @@ static inline void procyield(int n)
 }
 
 void lock(mutex_t *l);
+/* A lock whose holder is not in this fork child: free again. */
+static inline void lock_reinit_afterfork(mutex_t *l) { atomic_store(&l->key, 0); }
 void unlock(mutex_t *l);
 void noteclear(note_t *n);
 void notewakeup(note_t *n);
@@ -193,6 +195,8 @@ struct g {
 	struct timer *parktimer; /* parkq.c: the deadline's timer, made on first use */
 	struct gthread *thread;  /* thread.c: the pthread this goroutine is, if any */
 	int user_errno;          /* interpose/: the caller's errno, kept across the runtime */
+	bool forkgone;           /* a fork child's copy of another thread's goroutine:
+	                          * it never runs, and wakers skip it (afterforkinchild) */
 	/* sanitizer fiber state */
 	void *asan_fake_stack;
 	void *tsan_fiber;
@@ -384,6 +388,14 @@ void exitsyscall(void);
 void runtime_enter(void);   /* foreign code -> runtime: exitsyscall for user code */
 void runtime_leave(void);   /* runtime -> foreign code: entersyscall for user code */
 int procresize_set(int32_t n);
+/* fork (proc.c): around glibc's fork, from its pthread_atfork handlers. */
+void beforefork(void);
+void afterfork(void);
+void afterforkinchild(void);
+void netpoll_afterforkinchild(void);
+void stack_afterforkinchild(void);
+void thread_afterforkinchild(struct g *me);
+void tls_afterforkinchild(struct m *mp);
 void lockOSThread(void);
 void unlockOSThread(void);
 struct g *needm(void);      /* adopts the calling foreign thread */
@@ -510,6 +522,7 @@ struct pollDesc {
 	mutex_t lock;           /* guards closing and waiters */
 	int fd;
 	uint32_t fdseq;         /* bumped on reuse: stale epoll events are ignored */
+	uint32_t epgen;         /* the netpollGen it was registered under */
 	_Atomic uint32_t refs;
 	_Atomic bool closing;   /* the fd is being closed: waiters get EBADF */
 	_Atomic bool evicted;   /* out of the netpoller (closing, or blocking now) */
@@ -578,7 +591,8 @@ extern bool debug_exitstats;
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
 enum { PARK_IDLE, PARK_WAITING, PARK_WAITING_CANCEL, PARK_WOKEN, PARK_TIMEDOUT,
-       PARK_PREPARING, PARK_PREPARING_CANCEL };
+       PARK_PREPARING, PARK_PREPARING_CANCEL,
+       PARK_GONE /* forkgone: no claim succeeds */ };
 bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val);
 bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, bool cancelable,

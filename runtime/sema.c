@@ -292,9 +292,14 @@ void semrelease1(_Atomic uint32_t *addr, bool handoff)
 		unlock(&root->lock);
 		return;
 	}
-	struct sudog *s = semaroot_dequeue(root, addr);
-	if (s)
-		atomic_fetch_sub(&root->nwait, 1);
+	struct sudog *s;
+	do {
+		s = semaroot_dequeue(root, addr);
+		if (s)
+			atomic_fetch_sub(&root->nwait, 1);
+		/* A fork child's copy of another thread's waiter: the count
+		 * stays for a waiter of the child. */
+	} while (s && unlikely(s->g->forkgone));
 	unlock(&root->lock);
 	if (s) { /* May be slow or even yield, so unlock first */
 		if (s->ticket != 0)

@@ -239,3 +239,10 @@ bool stack_guard_hit(uintptr_t addr, int64_t *goid)
 	}
 	return hit;
 }
+
+/* afterforkinchild: a thread being adopted (needm) allocates its g0 stack
+ * without a P, so the world being stopped does not keep it out. */
+void stack_afterforkinchild(void)
+{
+	lock_reinit_afterfork(&stacklock);
+}

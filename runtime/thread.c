@@ -47,6 +47,7 @@ static size_t default_size;       /* default pthread stack size */
 static mutex_t livelock;
 static int64_t live_threads;
 static struct parkq live_waiters; /* pthread_exit from main */
+static bool main_gone;            /* a fork child of a pthread: no main */
 
 void (*thread_robust_exit)(struct gthread *);
 
@@ -194,7 +195,8 @@ static void thread_main(void *arg)
 	runtime_enter();
 	lock(&livelock);
 	struct g *w = NULL;
-	if (--live_threads == 0)
+	bool last = --live_threads == 0;
+	if (last)
 		w = parkq_wake(&live_waiters, 0);
 	unlock(&livelock);
 	while (w) {
@@ -204,6 +206,11 @@ static void thread_main(void *arg)
 		unlock(&livelock);
 	}
 	runtime_leave();
+	/* nptl start_thread: the last thread to end ends the process. Only
+	 * in a fork child made by a pthread can main be gone first (from
+	 * main, pthread_exit waits: thread_wait_all_then_exit). */
+	if (last && main_gone)
+		exit(0);
 }
 
 /* On g0, once nothing runs on the unit: only now may a joiner return (it
@@ -384,4 +391,14 @@ __attribute__((noreturn)) void thread_wait_all_then_exit(void)
 	unlock(&livelock);
 	runtime_leave();
 	exit(0);
+}
+
+/* afterforkinchild: the only pthread left is the caller, if it is one. */
+void thread_afterforkinchild(struct g *me)
+{
+	lock_reinit_afterfork(&unitlock);
+	lock_reinit_afterfork(&livelock);
+	live_threads = me->thread ? 1 : 0;
+	main_gone = me->thread != NULL;
+	live_waiters.head = live_waiters.tail = NULL;
 }

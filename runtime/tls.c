@@ -516,3 +516,29 @@ void tls_wrap_setxid(void)
 	act.handler = (void *)setxid_on_own_identity;
 	syscall(SYS_rt_sigaction, SIGSETXID_NO, &act, NULL, 8);
 }
+
+/* afterforkinchild. glibc's fork child (reclaim_stacks) takes the TCB it
+ * runs on for the only live thread: the forking goroutine's identity goes
+ * on dl_stack_used, and the M's real TCB is taken for a dead thread's: its
+ * tid is cleared and its stack, the M's live g0 stack, is put in the stack
+ * cache for the next pthread_create. Swap them back: the M's TCB takes the
+ * identity's place on the list (setxid signals it, as any M), with its
+ * tid, and the identity is on no list again. Also, an identity may have
+ * been in the making on another thread. */
+void tls_afterforkinchild(struct m *mp)
+{
+	lock_reinit_afterfork(&identlock);
+	char *mpd = pd_of(mp->tls), *gpd = pd_of(goshim_arch_tls_base());
+	if (mpd == gpd)
+		return; /* main, or no identities: glibc saw the M's own TCB */
+	struct list { struct list *next, *prev; };
+	struct list *ml = (struct list *)(mpd + OFF_LIST), *gl = (struct list *)(gpd + OFF_LIST);
+	ml->next->prev = ml->prev; /* out of the stack cache */
+	ml->prev->next = ml->next;
+	ml->next = gl->next;       /* in the identity's place */
+	ml->prev = gl->prev;
+	gl->next->prev = ml;
+	gl->prev->next = ml;
+	gl->next = gl->prev = gl;  /* as an identity is built */
+	*(int *)(mpd + OFF_TID) = (int)syscall(SYS_gettid);
+}
