@@ -17,8 +17,13 @@
  * glibc's default prefers readers (PTHREAD_RWLOCK_PREFER_WRITER_NP too);
  * only the non-recursive writer preference blocks new readers while a
  * writer waits. A waiter counts itself (__writers) under the queue lock
- * before it looks at the state; an unlocker lets go first and then looks
- * at the count, and wakes every waiter to compete again (no lost wake-up).
+ * before it looks at the state, and leaves the count under the lock too.
+ * The last holder to unlock reads the count in the same atomic step that
+ * would let go (state and count are the two halves of one 64-bit word):
+ * with no waiters it lets go and is done; with waiters it takes the queue
+ * lock, lets go under it and wakes every waiter to compete again (no lost
+ * wake-up). So an unlocker never touches the rwlock after someone else
+ * could have taken it, unlocked it and destroyed it.
  */
 #include <errno.h>
 
@@ -28,8 +33,13 @@
 #define KIND_PREFER_WRITER_NONRECURSIVE 2
 
 struct grwlock {
-	_Atomic uint32_t state;
-	_Atomic uint32_t nwaiters;
+	union {
+		_Atomic uint64_t word; /* state | nwaiters << 32 */
+		struct {
+			_Atomic uint32_t state;
+			_Atomic uint32_t nwaiters;
+		};
+	};
 	mutex_t lock;
 	_Atomic uint32_t wwait;
 	uint32_t pad[2];
@@ -39,6 +49,7 @@ struct grwlock {
 	unsigned int flags;
 };
 _Static_assert(sizeof(struct grwlock) <= sizeof(pthread_rwlock_t), "rwlock size");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "state is word's low half");
 _Static_assert(offsetof(struct grwlock, cur_writer) == offsetof(struct __pthread_rwlock_arch_t, __cur_writer) &&
                offsetof(struct grwlock, shared) == offsetof(struct __pthread_rwlock_arch_t, __shared) &&
                offsetof(struct grwlock, flags) == offsetof(struct __pthread_rwlock_arch_t, __flags),
@@ -178,26 +189,40 @@ EXPORT int goshim_pthread_rwlock_unlock(pthread_rwlock_t *rw)
 	if (!interposing() || rw_native(rw))
 		return real.pthread_rwlock_unlock(rw);
 	struct grwlock *l = grw(rw);
-	uint32_t s = atomic_load(&l->state);
-	if (s & RW_WRITER) {
-		if (l->cur_writer != self_id())
-			return EPERM;
+	uint64_t w = atomic_load(&l->word);
+	bool writer = false;
+	for (;;) {
+		uint32_t s = (uint32_t)w, next;
+		if (s & RW_WRITER) {
+			if (!writer && l->cur_writer != self_id())
+				return EPERM;
+			writer = true;
+			next = 0;
+		} else {
+			if (s == 0)
+				return EPERM;
+			next = s - 1;
+		}
+		if (next == 0 && (w >> 32) != 0)
+			break; /* the last holder, with waiters */
+		if (writer)
+			l->cur_writer = 0; /* ours until the exchange: a retry skips the check */
+		if (atomic_compare_exchange_weak(&l->word, &w, (w & ~(uint64_t)UINT32_MAX) | next))
+			return 0; /* l may be destroyed from here on */
+	}
+	interpose_enter();
+	lock(&l->lock);
+	/* Waiters leave the count only under the lock: l stays valid. */
+	bool last = true;
+	if (writer) {
 		l->cur_writer = 0;
 		atomic_store(&l->state, 0);
 	} else {
-		if (s == 0)
-			return EPERM;
-		while (!atomic_compare_exchange_weak(&l->state, &s, s - 1)) {
-			if (s == 0 || (s & RW_WRITER))
-				return EPERM;
-		}
-		if (s - 1 != 0)
-			return 0; /* other readers remain: nobody can be let in */
+		last = atomic_fetch_sub(&l->state, 1) == 1; /* readers may have come */
 	}
-	if (atomic_load(&l->nwaiters) == 0)
-		return 0;
-	interpose_enter();
-	parkq_wake_all(&l->q, &l->lock); /* all compete again */
+	struct g *woken = last ? parkq_wake_all_locked(&l->q) : NULL;
+	unlock(&l->lock);
+	goready_list(woken); /* all compete again */
 	interpose_leave();
 	return 0;
 }

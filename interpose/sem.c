@@ -13,12 +13,19 @@
  * Process-shared semaphores keep glibc's implementation, as do named ones
  * (sem_open), which are always process-shared.
  *
- * Invariant (no lost wake-up): a waiter counts itself in nwaiters before it
- * looks at the value, under the queue lock; a poster adds to the value
- * before it looks at nwaiters, and when there are waiters it takes a unit
- * back under the queue lock and hands it to the first queued waiter that
- * has not timed out (Go's semrelease handoff), returning it if there is
- * none.
+ * Invariants:
+ *  - No lost wake-up: a waiter counts itself in nwaiters, and leaves the
+ *    count, under the queue lock, and looks at the value in between; a
+ *    poster reads nwaiters in the same atomic step that would add to the
+ *    value (value and nwaiters are the two halves of one 64-bit word, as
+ *    in glibc). Without waiters it adds the unit and is done; with waiters
+ *    it takes the queue lock first and hands the unit to the first queued
+ *    waiter that has not timed out (Go's semrelease handoff), or adds it
+ *    to the value if there is none.
+ *  - A poster never touches the semaphore once a waiter may have taken its
+ *    unit: the waiter may return and destroy it (POSIX allows it). The
+ *    unit is published either by the last atomic step of the fast path or
+ *    under the queue lock, which a waiter needs before it can leave.
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,13 +33,19 @@
 #include "interpose/interpose.h"
 
 struct gsem {
-	_Atomic uint32_t value;
-	_Atomic uint32_t nwaiters;
+	union {
+		_Atomic uint64_t data; /* value | nwaiters << 32 */
+		struct {
+			_Atomic uint32_t value;
+			_Atomic uint32_t nwaiters;
+		};
+	};
 	int private_;
 	mutex_t lock;
 	struct parkq q;
 };
 _Static_assert(sizeof(struct gsem) <= sizeof(sem_t), "sem_t too small");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "value is data's low half");
 
 static inline struct gsem *gsem(sem_t *s)
 {
@@ -154,27 +167,36 @@ EXPORT int goshim_sem_post(sem_t *sem)
 	if (!interposing() || shared(sem))
 		return real.sem_post(sem);
 	struct gsem *s = gsem(sem);
-	uint32_t v = atomic_load_explicit(&s->value, memory_order_relaxed);
-	do {
-		if (v == SEM_VALUE_MAX) {
+	uint64_t d = atomic_load_explicit(&s->data, memory_order_relaxed);
+	while ((d >> 32) == 0) {
+		if ((uint32_t)d == SEM_VALUE_MAX) {
 			errno = EOVERFLOW;
 			return -1;
 		}
-	} while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
-	if (atomic_load(&s->nwaiters) == 0)
-		return 0;
+		if (atomic_compare_exchange_weak(&s->data, &d, d + 1))
+			return 0; /* s may be destroyed from here on */
+	}
 	interpose_enter();
-	struct g *gp = NULL;
 	lock(&s->lock);
-	if (s->q.head && trywait(s)) {
-		gp = parkq_wake(&s->q, 0);
-		if (!gp) /* only timed-out waiters: the unit goes back */
-			atomic_fetch_add(&s->value, 1);
+	struct g *gp = parkq_wake(&s->q, 0);
+	int err = 0;
+	if (!gp) { /* the waiters are about to try the value, or timed out */
+		uint32_t v = atomic_load(&s->value);
+		do {
+			if (v == SEM_VALUE_MAX) {
+				err = EOVERFLOW;
+				break;
+			}
+		} while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
 	}
 	unlock(&s->lock);
 	if (gp)
 		goready(gp);
 	interpose_leave();
+	if (err) {
+		errno = err;
+		return -1;
+	}
 	return 0;
 }
 INTERPOSE(sem_post, "GLIBC_2.34");

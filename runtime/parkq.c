@@ -275,24 +275,37 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	return woken;
 }
 
-/* Wakes every live waiter of q: takes l, unlinks them all, lets l go and
- * readies them. The caller holds a P and not l. */
-void parkq_wake_all(struct parkq *q, mutex_t *l)
+/* Claims every live waiter of q (its lock held) and returns them linked
+ * through schedlink, for goready_list once the lock is let go. */
+struct g *parkq_wake_all_locked(struct parkq *q)
 {
 	struct g *first = NULL, **tail = &first, *gp;
-	lock(l);
 	while ((gp = parkq_wake(q, 0)) != NULL) {
 		*tail = gp;
 		tail = &gp->schedlink;
 		*tail = NULL;
 	}
-	unlock(l);
+	return first;
+}
+
+void goready_list(struct g *first)
+{
 	while (first) {
-		gp = first;
+		struct g *gp = first;
 		first = gp->schedlink;
 		gp->schedlink = NULL;
 		goready(gp);
 	}
+}
+
+/* Wakes every live waiter of q: takes l, unlinks them all, lets l go and
+ * readies them. The caller holds a P and not l. */
+void parkq_wake_all(struct parkq *q, mutex_t *l)
+{
+	lock(l);
+	struct g *woken = parkq_wake_all_locked(q);
+	unlock(l);
+	goready_list(woken);
 }
 
 struct g *parkq_wake(struct parkq *q, uintptr_t val)

@@ -600,6 +600,8 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 bool parkq_cancel(struct g *gp);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
 void parkq_wake_all(struct parkq *q, mutex_t *l);
+struct g *parkq_wake_all_locked(struct parkq *q);
+void goready_list(struct g *first);
 void park_prepare(int64_t deadline, bool cancelable);
 bool park_wake(struct g *gp);
 int park_wait(enum waitreason reason);

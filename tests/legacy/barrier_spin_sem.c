@@ -3,6 +3,7 @@
  * (errno), post, getvalue, and a ping-pong between two threads. See
  * legacy.h for the conventions. */
 #include "legacy.h"
+#include <sched.h>
 
 #include <limits.h>
 #include <semaphore.h>
@@ -318,6 +319,46 @@ static void t_pingpong(void)
 	CHECK(sem_destroy(&pp.pong) == 0);
 }
 
+/* A semaphore used as a completion: the waiter that takes the unit may
+ * destroy the semaphore and reuse its memory at once (POSIX allows it),
+ * so sem_post must not touch it after the unit became visible. Each round
+ * main spins on sem_trywait while a thread posts, then destroys the
+ * semaphore and writes over it. */
+#define REUSE_ROUNDS 20000
+static union { sem_t s; char bytes[sizeof(sem_t)]; } reuse_slot;
+static _Atomic int reuse_go, reuse_done;
+
+static void *reuse_poster(void *arg)
+{
+	for (int i = 1; i <= REUSE_ROUNDS; i++) {
+		while (reuse_go != i)
+			sched_yield();
+		if (sem_post(&reuse_slot.s) != 0)
+			FAIL("reuse: sem_post: %s", ename(errno));
+		reuse_done = i;
+	}
+	return arg;
+}
+
+static void t_sem_destroy_after_post(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, reuse_poster, NULL);
+	for (int i = 1; i <= REUSE_ROUNDS; i++) {
+		sem_init(&reuse_slot.s, 0, 0);
+		reuse_go = i;
+		for (int n = 1; sem_trywait(&reuse_slot.s) != 0; n++)
+			if (n % 256 == 0)
+				sched_yield(); /* a single CPU: let the poster run */
+		sem_destroy(&reuse_slot.s);
+		memset(reuse_slot.bytes, 0xff, sizeof reuse_slot.bytes);
+		while (reuse_done != i)
+			sched_yield();
+	}
+	pthread_join(t, NULL);
+	printf("sem: destroy and reuse right after the waiter's return: %d rounds\n", REUSE_ROUNDS);
+}
+
 int main(void)
 {
 	legacy_start();
@@ -326,6 +367,7 @@ int main(void)
 	t_sem_basic();
 	t_sem_wake();
 	t_pingpong();
+	t_sem_destroy_after_post();
 	printf("barrier_spin_sem: all checks passed\n");
 	return 0;
 }

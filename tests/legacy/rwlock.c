@@ -5,6 +5,7 @@
  * the writer-preferring kind (a waiting writer holds off new readers).
  * See legacy.h for the conventions. */
 #include "legacy.h"
+#include <sched.h>
 
 /* ------------------------------------------------------------------------
  * Helpers: run one rwlock call in another thread. A call that gets the
@@ -494,6 +495,53 @@ static void t_reader_preference(void)
 	CHECK0(pthread_rwlock_destroy(&l));
 }
 
+/* POSIX lets the last holder's unlock be followed at once by another
+ * thread's lock, unlock and destroy, and the memory's reuse: the unlocker
+ * must not touch the rwlock after it let go. Each round a writer unlocks
+ * while main, spinning on tryrdlock, destroys the lock and writes over it
+ * the moment it gets it. */
+#define REUSE_ROUNDS 20000
+static union { pthread_rwlock_t l; char bytes[sizeof(pthread_rwlock_t)]; } reuse_slot;
+static _Atomic int reuse_go, reuse_held, reuse_done;
+
+static void *reuse_writer(void *arg)
+{
+	for (int i = 1; i <= REUSE_ROUNDS; i++) {
+		while (reuse_go != i)
+			sched_yield();
+		if (pthread_rwlock_wrlock(&reuse_slot.l) != 0)
+			FAIL("reuse: wrlock");
+		reuse_held = i;
+		if (pthread_rwlock_unlock(&reuse_slot.l) != 0)
+			FAIL("reuse: unlock");
+		reuse_done = i;
+	}
+	return arg;
+}
+
+static void t_destroy_after_unlock(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, reuse_writer, NULL);
+	for (int i = 1; i <= REUSE_ROUNDS; i++) {
+		pthread_rwlock_init(&reuse_slot.l, NULL);
+		reuse_go = i;
+		for (int n = 1; reuse_held != i; n++)
+			if (n % 256 == 0)
+				sched_yield();
+		for (int n = 1; pthread_rwlock_tryrdlock(&reuse_slot.l) != 0; n++)
+			if (n % 256 == 0)
+				sched_yield(); /* a single CPU: let the writer run */
+		pthread_rwlock_unlock(&reuse_slot.l);
+		pthread_rwlock_destroy(&reuse_slot.l);
+		memset(reuse_slot.bytes, 0xff, sizeof reuse_slot.bytes);
+		while (reuse_done != i)
+			sched_yield();
+	}
+	pthread_join(t, NULL);
+	printf("destroy and reuse right after the last unlock: %d rounds\n", REUSE_ROUNDS);
+}
+
 int main(void)
 {
 	legacy_start();
@@ -506,6 +554,7 @@ int main(void)
 	t_mixed();
 	t_writer_preference();
 	t_reader_preference();
+	t_destroy_after_unlock();
 	printf("rwlock: all checks passed\n");
 	return 0;
 }
