@@ -30,8 +30,15 @@
  *    sees the claim (its CAS to PARK_WAITING fails) and vetoes the park.
  *  - A waiter leaves parkq_wait only after its timer cannot be running
  *    (timer_stop, then t.running drains), so a late timer never touches
- *    the next wait. A timed-out waiter unlinks its own sudog under the
- *    lock unless a waker already did (s.parkq == NULL).
+ *    the next wait.
+ *  - Exactly one party takes a sudog off its queue, decided by a CAS on
+ *    s.unlinker: a waker (SUDOG_WAKER, under the lock) or its own
+ *    timed-out or cancelled waiter (SUDOG_WAITER, then it takes the
+ *    lock). A waiter that lost never touches the object again: a woken
+ *    condvar waiter and a timed-out one skipped by a broadcast look the
+ *    same to the program, which may destroy the condvar at once (glibc's
+ *    pthread_cond_destroy waits for such waiters; here they do not need
+ *    the object). A waker skips a sudog its waiter is taking off.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -239,6 +246,7 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	s->g = gp;
 	s->elem = NULL;
 	s->parkq = q;
+	atomic_store_explicit(&s->unlinker, SUDOG_LINKED, memory_order_relaxed);
 	if (lifo && q->head) {
 		s->prev = NULL;
 		s->next = q->head;
@@ -261,10 +269,10 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	gopark(parkq_commit, l, reason);
 
 	bool woken = park_done(gp);
-	if (!woken) {
+	uint32_t linked = SUDOG_LINKED;
+	if (!woken && atomic_compare_exchange_strong(&s->unlinker, &linked, SUDOG_WAITER)) {
 		lock(l);
-		if (s->parkq)
-			unlink_sudog(q, s);
+		unlink_sudog(q, s);
 		unlock(l);
 	}
 	if (val)
@@ -310,8 +318,12 @@ void parkq_wake_all(struct parkq *q, mutex_t *l)
 
 struct g *parkq_wake(struct parkq *q, uintptr_t val)
 {
-	struct sudog *s;
-	while ((s = q->head) != NULL) {
+	struct sudog *s, *next;
+	for (s = q->head; s; s = next) {
+		next = s->next;
+		uint32_t linked = SUDOG_LINKED;
+		if (!atomic_compare_exchange_strong(&s->unlinker, &linked, SUDOG_WAKER))
+			continue; /* timed out, and its waiter takes it off */
 		unlink_sudog(q, s);
 		struct g *gp = s->g;
 		s->elem = (void *)val;

@@ -158,6 +158,7 @@ struct sudog {
 	struct sudog *waittail;  /* semaRoot */
 	struct hchan *c;         /* channel */
 	struct parkq *parkq;     /* the park queue it is on (parkq.c) */
+	_Atomic uint32_t unlinker; /* parkq.c: SUDOG_LINKED, or who takes it off */
 };
 
 struct g {
@@ -590,6 +591,7 @@ extern bool debug_exitstats;
 /* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
+enum { SUDOG_LINKED, SUDOG_WAKER, SUDOG_WAITER }; /* sudog.unlinker */
 enum { PARK_IDLE, PARK_WAITING, PARK_WAITING_CANCEL, PARK_WOKEN, PARK_TIMEDOUT,
        PARK_PREPARING, PARK_PREPARING_CANCEL,
        PARK_GONE /* forkgone: no claim succeeds */ };

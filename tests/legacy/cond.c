@@ -3,6 +3,7 @@
  * attributes, argument errors, static and zero-filled condvars, destroy.
  * See legacy.h for the conventions. */
 #include "legacy.h"
+#include <sched.h>
 
 /* ------------------------------------------------------------------------
  * Producer/consumer. */
@@ -387,6 +388,73 @@ static void t_static_zero(void)
 	handoff_through("zero-filled condvar", &z);
 }
 
+/* A broadcast wakes the waiters, or finds one whose timeout has just
+ * expired; either way the program may then destroy the condvar and reuse
+ * its memory while that waiter is still on its way out of timedwait (it
+ * waits for the mutex). POSIX: a condvar may be destroyed once the threads
+ * blocked on it are unblocked (glibc's destroy waits for such a waiter).
+ * Each round a thread waits with a 100 us timeout and main, at that
+ * deadline, locks the mutex, broadcasts, destroys the condvar and writes
+ * over it, then lets the mutex go. */
+#define REUSE_ROUNDS 2000
+static union { pthread_cond_t c; char bytes[sizeof(pthread_cond_t)]; } reuse_slot;
+static pthread_mutex_t reuse_m = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int reuse_go, reuse_waiting, reuse_done;
+static struct timespec reuse_deadline;
+
+static void *reuse_waiter(void *arg)
+{
+	for (int i = 1; i <= REUSE_ROUNDS; i++) {
+		while (reuse_go != i)
+			sched_yield();
+		pthread_mutex_lock(&reuse_m);
+		reuse_waiting = i;
+		int rc = pthread_cond_timedwait(&reuse_slot.c, &reuse_m, &reuse_deadline);
+		if (rc != 0 && rc != ETIMEDOUT)
+			FAIL("reuse: timedwait: %s", ename(rc));
+		pthread_mutex_unlock(&reuse_m);
+		reuse_done = i;
+	}
+	return arg;
+}
+
+static void t_destroy_after_broadcast(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, reuse_waiter, NULL);
+	for (int i = 1; i <= REUSE_ROUNDS; i++) {
+		pthread_cond_init(&reuse_slot.c, NULL);
+		clock_gettime(CLOCK_REALTIME, &reuse_deadline);
+		reuse_deadline.tv_nsec += 100000;
+		if (reuse_deadline.tv_nsec >= 1000000000L) {
+			reuse_deadline.tv_sec++;
+			reuse_deadline.tv_nsec -= 1000000000L;
+		}
+		reuse_go = i;
+		for (int n = 1; reuse_waiting != i; n++)
+			if (n % 256 == 0)
+				sched_yield();
+		/* The waiter is in timedwait once main holds the mutex. */
+		pthread_mutex_lock(&reuse_m);
+		struct timespec now;
+		do
+			clock_gettime(CLOCK_REALTIME, &now);
+		while (now.tv_sec < reuse_deadline.tv_sec ||
+		       (now.tv_sec == reuse_deadline.tv_sec && now.tv_nsec < reuse_deadline.tv_nsec));
+		pthread_cond_broadcast(&reuse_slot.c);
+		int rc = pthread_cond_destroy(&reuse_slot.c);
+		if (rc != 0)
+			FAIL("reuse: cond_destroy after broadcast: %s", ename(rc));
+		memset(reuse_slot.bytes, 0xff, sizeof reuse_slot.bytes);
+		pthread_mutex_unlock(&reuse_m);
+		while (reuse_done != i)
+			sched_yield();
+	}
+	pthread_join(t, NULL);
+	printf("destroy and reuse right after a broadcast that met a timed-out waiter: %d rounds\n",
+	       REUSE_ROUNDS);
+}
+
 int main(void)
 {
 	legacy_start();
@@ -396,6 +464,7 @@ int main(void)
 	t_timeouts();
 	t_timed_signalled();
 	t_static_zero();
+	t_destroy_after_broadcast();
 	printf("cond: all checks passed\n");
 	return 0;
 }
