@@ -88,6 +88,9 @@ struct real_fns {
 	int (*pthread_getname_np)(pthread_t, char *, size_t);
 	int (*sched_yield)(void);
 	int (*pthread_cancel)(pthread_t);
+	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
+	int (*pthread_kill)(pthread_t, int);
 	int (*pthread_barrier_init)(pthread_barrier_t *, const pthread_barrierattr_t *, unsigned);
 	int (*pthread_barrier_wait)(pthread_barrier_t *);
 	int (*pthread_barrier_destroy)(pthread_barrier_t *);
@@ -198,8 +201,11 @@ static inline struct g *interpose_enter(void)
 
 static inline void interpose_leave(void)
 {
-	int e = getg()->user_errno;
+	struct g *gp = getg();
+	int e = gp->user_errno;
 	runtime_leave();
+	if (unlikely(atomic_load_explicit(&gp->sigpending, memory_order_relaxed)))
+		sigpending_deliver(0); /* pthread_kill'ed while it was away */
 	errno = e;
 }
 

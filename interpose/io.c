@@ -91,9 +91,7 @@ static struct {
 } io_real;
 #undef X_FIELD
 
-static void atfork_prepare(void);
-static void atfork_parent(void);
-static void atfork_child(void);
+static void atfork_register_ours(void);
 static void fds_inherit(void);
 
 void io_init(void)
@@ -106,7 +104,7 @@ void io_init(void)
 	}
 	IO_REAL_FNS(X_RESOLVE)
 #undef X_RESOLVE
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	atfork_register_ours();
 }
 
 /* Are these calls ours to park? Not in pass-through, not from a signal
@@ -255,13 +253,21 @@ static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndti
 /* ---- waiting ---------------------------------------------------------- */
 
 /* A call that may block in the kernel: its P is handed off while it does
- * (Go's entersyscall/exitsyscall). NULL when not interposing. */
+ * (Go's entersyscall/exitsyscall). The caller is in foreign code, whose
+ * P is already in _Psyscall: it moves to the system-call state and back
+ * without taking the P (entersyscall_foreign, exitsyscall_foreign), so a
+ * blocking call never waits for a P, nor for a stopped world (a fork
+ * whose glibc part may wait for a lock this thread holds: a malloc arena,
+ * when a signal handler that interrupted malloc calls waitpid). NULL when
+ * not interposing. */
 static struct g *sys_begin(void)
 {
 	if (!io_on())
 		return NULL;
-	struct g *gp = interpose_enter();
-	entersyscall();
+	struct g *gp = getg();
+	if (unlikely(!gp))
+		gp = needm();
+	entersyscall_foreign();
 	return gp;
 }
 
@@ -270,9 +276,10 @@ static void sys_end(struct g *gp)
 	if (!gp)
 		return;
 	int e = errno;
-	exitsyscall();
-	getg()->user_errno = e;
-	interpose_leave();
+	exitsyscall_foreign();
+	if (unlikely(atomic_load_explicit(&gp->sigpending, memory_order_relaxed)))
+		sigpending_deliver(0);
+	errno = e;
 }
 
 #define BLOCKING(expr)                                                                     \
@@ -1815,15 +1822,34 @@ EXPORT int gethostbyaddr_r(const void *addr, socklen_t alen, int type, struct ho
 	return BLOCKING(io_real.gethostbyaddr_r(addr, alen, type, ret, buf, len, result, herr));
 }
 
-EXPORT int sigwait(const sigset_t *set, int *sig) { return BLOCKING(io_real.sigwait(set, sig)); }
+/* Signals pthread_kill left pending for the calling goroutine (blocked
+ * while it ran, or sent while it was parked) become its M's, where the
+ * kernel's sigwait takes them. */
+static void sigwait_prepare(const sigset_t *set)
+{
+	struct g *gp;
+	if (io_on() && (gp = getg()) && atomic_load(&gp->sigpending)) {
+		uint64_t want;
+		memcpy(&want, set, sizeof want);
+		sigpending_deliver(want);
+	}
+}
+
+EXPORT int sigwait(const sigset_t *set, int *sig)
+{
+	sigwait_prepare(set);
+	return BLOCKING(io_real.sigwait(set, sig));
+}
 
 EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
+	sigwait_prepare(set);
 	return BLOCKING(io_real.sigwaitinfo(set, info));
 }
 
 EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
+	sigwait_prepare(set);
 	return BLOCKING(io_real.sigtimedwait(set, info, ts));
 }
 
@@ -2044,45 +2070,83 @@ static void fds_inherit(void)
 /* fork: the runtime goes on in the child (proc.c: beforefork). Only when
  * fork is called where the runtime cannot be entered (a signal handler
  * that interrupted it, pass-through) is the child left without it: then
- * forked_child sends every call there to glibc. glibc runs the handlers
- * of one fork at a time (its atfork lock is held from prepare to the
- * parent's or child's handlers), so one flag says which kind this is. */
+ * forked_child sends every call there to glibc. Which kind of fork this
+ * is, is the forking goroutine's (g.forking): glibc lets two forks'
+ * handlers interleave. */
 bool forked_child;
-static bool fork_in_runtime;
 
 static void atfork_prepare(void)
 {
-	fork_in_runtime = io_on();
-	if (!fork_in_runtime)
+	if (!io_on())
 		return;
 	fds_inherit();
-	int e = errno;
-	runtime_enter();
+	struct g *gp = interpose_enter(); /* adopts a thread the runtime never saw */
+	gp->forking = true;
 	beforefork();
-	errno = e;
 }
 
 static void atfork_parent(void)
 {
-	if (!fork_in_runtime)
+	struct g *gp = getg();
+	if (!gp || !gp->forking || !gp->inruntime)
 		return;
-	int e = errno;
+	gp->forking = false;
 	afterfork();
-	runtime_leave();
-	errno = e;
+	interpose_leave();
 }
 
 static void atfork_child(void)
 {
-	if (!fork_in_runtime) {
+	struct g *gp = getg();
+	if (!gp || !gp->forking || !gp->inruntime) {
 		forked_child = true;
 		return;
 	}
-	int e = errno;
+	gp->forking = false;
+	/* Taken without a P (so a stopped world did not keep their holders
+	 * out): free again, their holders are not in this process. */
+	desc_lock = (mutex_t){0};
+	sent.lock = (mutex_t){0};
 	afterforkinchild();
-	runtime_leave();
-	errno = e;
+	interpose_leave();
 }
+
+/* glibc runs the prepare handlers in the reverse order of registration,
+ * the parent's and child's in order: ours must be registered first, so
+ * that the program's and its libraries' prepare handlers (which may lock
+ * mutexes held by other threads) run before the world stops, and their
+ * child handlers after the child's runtime is rebuilt. A library whose
+ * constructor ran before ours registers through __register_atfork
+ * (pthread_atfork's implementation in libc_nonshared), so ours goes in
+ * on the first registration of anyone. */
+static int (*real_register_atfork)(void (*)(void), void (*)(void), void (*)(void), void *);
+extern void *__dso_handle;
+
+static void atfork_register_ours(void)
+{
+	static _Atomic int state; /* 0, 1 registering, 2 done */
+	int exp = 0;
+	if (!atomic_compare_exchange_strong(&state, &exp, 1)) {
+		while (atomic_load(&state) != 2)
+			usleep_raw(10);
+		return;
+	}
+	real_register_atfork = (__typeof(real_register_atfork))dlvsym(RTLD_NEXT, "__register_atfork", V_2_3_2);
+	if (!real_register_atfork) {
+		printerr("goshim: cannot resolve __register_atfork\n");
+		abort();
+	}
+	real_register_atfork(atfork_prepare, atfork_parent, atfork_child, __dso_handle);
+	atomic_store(&state, 2);
+}
+
+EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void),
+                             void *dso)
+{
+	atfork_register_ours();
+	return real_register_atfork(prepare, parent, child, dso);
+}
+SYMVER(__register_atfork, V_2_3_2);
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {

@@ -161,8 +161,12 @@ struct sudog *waitq_dequeue(struct waitq *q)
 			set_first(q, y);
 			sgp->next = NULL; /* mark as removed (see dequeueSudoG) */
 		}
-		if (unlikely(sgp->g->forkgone))
-			continue; /* another thread's, in a fork child (afterforkinchild) */
+		if (unlikely(sgp->g->forkgone)) {
+			/* another thread's, in a fork child (afterforkinchild):
+			 * its goroutine will never drop its reference */
+			atomic_fetch_sub_explicit(&sgp->c->nref, 1, memory_order_relaxed);
+			continue;
+		}
 		/* If a goroutine was put on this queue because of a select,
 		 * there is a small window between the goroutine being woken up
 		 * by a different case and it grabbing the channel locks. Once
@@ -254,10 +258,26 @@ static bool waitq_blocked(struct waitq *q)
 	return false;
 }
 
+/* A fork child's copies of other threads' waiters leave the queue, with
+ * the references their goroutines will never drop. c.lock held. */
+static void waitq_drop_gone(struct hchan *c, struct waitq *q)
+{
+	struct sudog *sg = q->first, *next;
+	for (; sg; sg = next) {
+		next = sg->next;
+		if (unlikely(sg->g->forkgone)) {
+			waitq_dequeueSudoG(q, sg);
+			atomic_fetch_sub_explicit(&c->nref, 1, memory_order_relaxed);
+		}
+	}
+}
+
 void freechan(struct hchan *c)
 {
 	for (;;) {
 		lock(&c->lock);
+		waitq_drop_gone(c, &c->recvq);
+		waitq_drop_gone(c, &c->sendq);
 		bool waiters = waitq_blocked(&c->recvq) || waitq_blocked(&c->sendq);
 		unlock(&c->lock);
 		if (waiters)

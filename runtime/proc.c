@@ -91,7 +91,120 @@ static inline void sysmon_ensure(void)
 static _Atomic bool mainStarted;
 static _Atomic int32_t nthreads_own; /* OS threads that are Ms, plus sysmon */
 static pthread_key_t needm_key;
-static sigset_t initial_sigmask; /* the loading thread's, given to every M */
+static uint64_t initial_mask; /* the loading thread's, for goroutines g0 starts */
+
+/* ---- signal masks --------------------------------------------------- */
+
+/* Not in Go, whose goroutines have no masks. A pthread-goroutine's mask is
+ * its thread's: kept in g.sigmask (pthread_sigmask, interpose/signal.c),
+ * inherited by the goroutines it creates, and put on the M by execute
+ * when it differs from the M's (one system call, only then).
+ *
+ * An M that runs no thread of the program must not take a signal that
+ * every thread of the program blocks (natively it would wait for sigwait,
+ * or for a thread to unblock it). Until some goroutine first blocks a
+ * signal the process did not block at start (masks_used), every thread
+ * takes every signal it took at start, so any M may take it and nothing
+ * is done. From then on an M with no thread of the program blocks every
+ * asynchronous signal (MASK_IDLE): a new M, one going to sleep in stopm or
+ * netpoll, one whose goroutine exited. The change itself (sigmask_used)
+ * brings every M that runs no goroutine to MASK_IDLE before the
+ * pthread_sigmask that made it returns. Between two live goroutines an M
+ * keeps the mask of the one it left, as that thread would have it
+ * natively. main, locked to its M, always has its own mask there. */
+static _Atomic bool masks_used;
+static _Atomic uint32_t mask_epoch; /* bumped by sigmask_used; Ms ack in m.mask_epoch */
+#define SIGBIT(s) (UINT64_C(1) << ((s) - 1))
+#define SIG_NEVER_BLOCKED (SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(32) | SIGBIT(33))
+#define SIG_SYNCHRONOUS                                                                    \
+	(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP) | \
+	 SIGBIT(SIGSYS))
+#define MASK_IDLE (~(SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS))
+
+uint64_t sigmask_fix(uint64_t mask)
+{
+	return mask & ~SIG_NEVER_BLOCKED;
+}
+
+void sigmask_apply(struct m *mp, uint64_t mask)
+{
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask);
+	mp->sigmask = mask;
+}
+
+/* An M with no thread of the program: MASK_IDLE once masks are used.
+ * Also acknowledges sigmask_used's epoch. */
+static inline void sigmask_idle(struct m *mp)
+{
+	if (likely(!atomic_load_explicit(&masks_used, memory_order_relaxed)))
+		return;
+	if (mp->sigmask != MASK_IDLE && !mp->lockedg)
+		sigmask_apply(mp, MASK_IDLE);
+	atomic_store(&mp->mask_epoch, atomic_load(&mask_epoch));
+}
+
+static void sigmask_used(void);
+
+/* pthread_sigmask of the calling goroutine, inside the runtime (so on the
+ * M it runs on until it leaves). */
+void goroutine_setmask(struct g *gp, uint64_t mask)
+{
+	gp->sigmask = mask;
+	sigmask_apply(getg()->m, mask);
+	if (unlikely(mask & ~initial_mask) && !atomic_load(&masks_used))
+		sigmask_used();
+}
+
+void sigprocmask_raw(int how, const sigset_t *set, sigset_t *old)
+{
+	if (old)
+		sigemptyset(old);
+	syscall(SYS_rt_sigprocmask, how, set, old, sizeof(uint64_t));
+}
+
+/* pthread_kill of a goroutine: a goroutine on an M (in foreign code or a
+ * system call) gets the signal from the kernel there at once, so a
+ * handler interrupts a loop and a system call ends with EINTR, and
+ * sigwait takes it. Any other goroutine keeps it pending (g.sigpending)
+ * and raises it on its own M when it next leaves the runtime with the
+ * signal unblocked (sigpending_deliver): a parked goroutine has no thread
+ * to interrupt, so its wait goes on. */
+void goroutine_kill(struct g *gp, int sig)
+{
+	uint64_t bit = SIGBIT(sig);
+	atomic_fetch_or(&gp->sigpending, bit);
+	uint32_t st = readgstatus(gp);
+	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
+	if ((st != _Grunning && st != _Gsyscall) || !mp || mp->curg != gp)
+		return;
+	if (st == _Grunning && (gp->sigmask & bit))
+		return; /* blocked: it stays the goroutine's, wherever it runs next */
+	if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
+		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), mp->procid, sig);
+}
+
+/* Raises the calling goroutine's pending signals on its M: those its mask
+ * lets through (the kernel runs each handler before tgkill returns), and
+ * the blocked ones in also (before a sigwait for them, which takes them). */
+void sigpending_deliver(uint64_t also)
+{
+	struct g *gp = getg();
+	uint64_t want = atomic_load(&gp->sigpending) & (~gp->sigmask | also);
+	while (want) {
+		int sig = __builtin_ctzll(want) + 1;
+		uint64_t bit = SIGBIT(sig);
+		want &= ~bit;
+		if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
+			syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), getg()->m->procid, sig);
+	}
+}
+
+static uint64_t sigmask_of(const sigset_t *set)
+{
+	uint64_t m;
+	memcpy(&m, set, sizeof m);
+	return m;
+}
 
 static void schedule(void) __attribute__((noreturn));
 static void execute(struct g *gp, bool inheritTime) __attribute__((noreturn));
@@ -278,6 +391,7 @@ static struct m *allocm(void)
 	if (!mp || !g0)
 		throw("allocm: out of memory");
 	g0->system = true;
+	g0->sigmask = initial_mask;
 	g0->m = mp;
 	g0->goid = -1;
 	atomic_store(&g0->atomicstatus, _Grunning);
@@ -305,8 +419,13 @@ static void minit(struct m *mp)
 	/* g0 first: a signal handler that makes an interposed call must find
 	 * an M here, not a thread to adopt. */
 	setg(mp->g0);
-	if (mp->ownthread) /* created with every signal blocked: take the process's mask */
-		pthread_sigmask(SIG_SETMASK, &initial_sigmask, NULL);
+	if (mp->ownthread) { /* created with every signal blocked */
+		sigmask_apply(mp, MASK_IDLE);
+	} else { /* an adopted thread: its mask is its goroutine's */
+		sigset_t cur;
+		sigprocmask_raw(SIG_SETMASK, NULL, &cur);
+		mp->sigmask = sigmask_of(&cur);
+	}
 	minit_signalstack();
 #ifdef GOSHIM_TSAN
 	mp->tsan_thread_fiber = mp->g0->tsan_fiber = __tsan_get_current_fiber();
@@ -412,6 +531,7 @@ static void newg_init(struct p *pp, struct g *curg, struct g *newg, void (*fn)(v
 	newg->startfn = fn;
 	newg->startarg = arg;
 	newg->parentgoid = curg->goid;
+	newg->sigmask = curg->sigmask;
 	newg->gopc = callerpc;
 	newg->waitreason = waitReasonZero;
 	newg->waitsince = 0;
@@ -509,6 +629,7 @@ static void goexit0(struct g *gp)
 {
 	struct m *mp = on_g0(gp);
 	casgstatus(gp, _Grunning, _Gdead);
+	sigmask_idle(mp); /* the thread is gone */
 	if (!gp->system) {
 		if (gp->adopted)
 			atomic_fetch_sub(&sched.ngoroutines, 1);
@@ -738,6 +859,8 @@ static void execute(struct g *gp, bool inheritTime)
 	if (!inheritTime)
 		atomic_store_explicit(&pp->schedtick, pp->schedtick + 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&pp->nrun, 1, memory_order_relaxed);
+	if (unlikely(gp->sigmask != mp->sigmask))
+		sigmask_apply(mp, gp->sigmask);
 	setg(gp);
 	gogo(mp, gp);
 }
@@ -1129,12 +1252,61 @@ static void stopm(void)
 	lock(&sched.lock);
 	mput(mp);
 	unlock(&sched.lock);
-	mp->blocked = true;
-	notesleep(&mp->park);
-	noteclear(&mp->park);
-	mp->blocked = false;
+	for (;;) {
+		sigmask_idle(mp);
+		mp->blocked = true;
+		notesleep(&mp->park);
+		noteclear(&mp->park);
+		mp->blocked = false;
+		if (mp->nextp)
+			break;
+		/* sigmask_used took it off the idle list to take MASK_IDLE */
+		lock(&sched.lock);
+		mput(mp);
+		unlock(&sched.lock);
+	}
 	acquirep(mp->nextp);
 	mp->nextp = NULL;
+}
+
+/* The first goroutine to block a signal the process took at start: every
+ * M that runs no goroutine takes MASK_IDLE before this returns. Ms asleep
+ * in stopm are taken off the idle list (so startm cannot wake them too)
+ * and woken; the M in netpoll is broken out; spinning Ms pass
+ * sigmask_idle in findrunnable. Called inside the runtime, rarely (once
+ * per process, by the flag). */
+static void sigmask_used(void)
+{
+	lock(&sched.lock);
+	bool first = !atomic_load(&masks_used);
+	uint32_t epoch = atomic_fetch_add(&mask_epoch, 1) + 1;
+	atomic_store(&masks_used, true);
+	struct m *list = NULL, *mp;
+	while (first && (mp = mget())) {
+		mp->schedlink = list;
+		list = mp;
+	}
+	unlock(&sched.lock);
+	if (!first)
+		return;
+	while ((mp = list)) {
+		list = mp->schedlink;
+		mp->schedlink = NULL;
+		notewakeup(&mp->park);
+	}
+	if (netpollinited())
+		netpollBreak();
+	struct m *self = getg()->m;
+	for (int64_t until = nanotime() + 100 * 1000000; nanotime() < until;) {
+		bool all = true;
+		for (mp = __atomic_load_n(&allm, __ATOMIC_ACQUIRE); mp && all; mp = mp->alllink)
+			if (mp != self && mp->ownthread && !mp->exited && !mp->curg &&
+			    atomic_load(&mp->mask_epoch) != epoch)
+				all = false;
+		if (all)
+			return;
+		usleep_raw(1);
+	}
 }
 
 static void mspinning(void)
@@ -1409,6 +1581,9 @@ static struct g *findrunnable(bool *inheritTime)
 {
 	struct m *mp = getg()->m;
 top:;
+	if (unlikely(atomic_load_explicit(&mp->mask_epoch, memory_order_relaxed) !=
+	             atomic_load_explicit(&mask_epoch, memory_order_relaxed)))
+		sigmask_idle(mp);
 	struct p *pp = mp->p;
 	if (atomic_load(&sched.gcwaiting)) {
 		gcstopm();
@@ -1550,6 +1725,7 @@ top:;
 				delay = 0;
 		}
 		struct gqueue list;
+		sigmask_idle(mp);
 		mp->blocked = true;
 		netpoll(delay, &list); /* block until new work is available */
 		mp->blocked = false;
@@ -1635,6 +1811,7 @@ static void *mstart(void *arg)
 /* Ends the current M's thread (a goroutine exited while locked to it). */
 static void mexit(struct m *mp)
 {
+	mp->exited = true;
 	if (mp->p) {
 		struct p *pp = releasep();
 		handoffp(pp);
@@ -1665,11 +1842,11 @@ static void newm(void (*fn)(void), struct p *pp)
 	/* Ms must not inherit a goroutine's blocked signals. */
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	sigprocmask_raw(SIG_SETMASK, &all, &old);
 	atomic_fetch_add(&nthreads_own, 1);
 	pthread_t t;
 	int err = real_pthread_create(&t, &attr, mstart, mp);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	sigprocmask_raw(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (err) {
 		printerr("runtime: failed to create new OS thread (have %d already; errno=%d)\n",
@@ -1789,6 +1966,35 @@ void runtime_enter(void)
 	getg()->inruntime = true;
 	atomic_signal_fence(memory_order_seq_cst);
 	exitsyscall_common(true);
+}
+
+/* entersyscall for a goroutine in foreign code (runtime_leave's state:
+ * its P, if sysmon has not handed it on, is in _Psyscall): only the
+ * goroutine's status and the P's kind of absence change, so sysmon hands
+ * the P on as it would for a system call. inruntime keeps a signal
+ * handler's interposed calls out meanwhile, as inside the runtime. */
+void entersyscall_foreign(void)
+{
+	struct g *gp = getg();
+	gp->inruntime = true;
+	atomic_signal_fence(memory_order_seq_cst);
+	casgstatus(gp, _Grunning, _Gsyscall);
+	struct p *pp = gp->m->oldp;
+	if (pp)
+		atomic_store_explicit(&pp->inforeign, false, memory_order_relaxed);
+}
+
+/* Back from entersyscall_foreign to foreign code, without taking a P: the
+ * next runtime entry takes one. */
+void exitsyscall_foreign(void)
+{
+	struct g *gp = getg();
+	casgstatus(gp, _Gsyscall, _Grunning);
+	struct p *pp = gp->m->oldp;
+	if (pp)
+		atomic_store_explicit(&pp->inforeign, true, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	gp->inruntime = false;
 }
 
 void exitsyscall(void)
@@ -2179,6 +2385,13 @@ void afterforkinchild(void)
 	atomic_store(&sched.gcwaiting, 0);
 	unlock(&sched.lock);
 	semrelease1(&worldsema, false);
+	/* Timers made before the fork (go_after, a ticker, a context's
+	 * deadline) need the netpoller to sleep on and sysmon to hand a P on:
+	 * with none, the child starts both now. */
+	if (timers_any()) {
+		netpollGenericInit();
+		sysmon_ensure();
+	}
 }
 
 /* ---- deadlock detection (proc.go: checkdead) ------------------------ */
@@ -2311,6 +2524,7 @@ static struct g *adopt_g(struct m *mp)
 	casgstatus(gp, _Gidle, _Gdead);
 	allgadd(gp);
 	atomic_fetch_add(&sched.ngoroutines, 1);
+	gp->sigmask = mp->sigmask; /* the thread's (minit) */
 	mp->curg = gp;
 	gp->m = mp;
 	mp->lockedInt = 1; /* internal: go_unlock_thread cannot release it */
@@ -2344,7 +2558,7 @@ static void needm_destructor(void *arg)
 	atomic_fetch_sub(&nthreads_own, 1);
 	sigset_t all;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, NULL); /* the thread ends without an M */
+	sigprocmask_raw(SIG_SETMASK, &all, NULL); /* the thread ends without an M */
 	setg(NULL);
 }
 
@@ -2375,11 +2589,11 @@ void newm_sysmon(void)
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	sigprocmask_raw(SIG_SETMASK, &all, &old);
 	atomic_fetch_add(&nthreads_own, 1);
 	pthread_t t;
 	int err = real_pthread_create(&t, &attr, sysmon_thread, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	sigprocmask_raw(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (err)
 		throw("newosproc: cannot start sysmon");
@@ -2419,7 +2633,9 @@ void schedinit(void)
 	if (procs > MAX_PROCS)
 		procs = MAX_PROCS;
 	install_fatal_signals();
-	pthread_sigmask(SIG_SETMASK, NULL, &initial_sigmask);
+	sigset_t initial;
+	sigprocmask_raw(SIG_SETMASK, NULL, &initial);
+	initial_mask = sigmask_of(&initial);
 
 	/* The loading thread (main) becomes M0 with the first P, and its code
 	 * the first goroutine, as Go's runtime.main. */

@@ -26,6 +26,7 @@
 #ifndef GOSHIM_RUNTIME_H
 #define GOSHIM_RUNTIME_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -196,6 +197,11 @@ struct g {
 	struct timer *parktimer; /* parkq.c: the deadline's timer, made on first use */
 	struct gthread *thread;  /* thread.c: the pthread this goroutine is, if any */
 	int user_errno;          /* interpose/: the caller's errno, kept across the runtime */
+	uint64_t sigmask;        /* its signal mask (kernel sigset), applied to its M
+	                          * while it runs (sigmask_apply); inherited by the
+	                          * goroutines it creates */
+	_Atomic uint64_t sigpending; /* pthread_kill'ed signals not yet raised on its M */
+	bool forking;            /* interpose/io.c: between its fork's atfork handlers */
 	bool forkgone;           /* a fork child's copy of another thread's goroutine:
 	                          * it never runs, and wakers skip it (afterforkinchild) */
 	/* sanitizer fiber state */
@@ -230,6 +236,9 @@ struct m {
 	void *waitlock;
 	bool ownthread;          /* a thread newm created: mexit may end it */
 	void *tsan_thread_fiber; /* the thread's own TSan fiber, never destroyed */
+	uint64_t sigmask;        /* the thread's signal mask, as last set by the runtime */
+	_Atomic uint32_t mask_epoch; /* proc.c: sigmask_used's epoch it has seen */
+	bool exited;             /* mexit: the thread is gone (the struct stays in allm) */
 };
 
 #define RUNQ_SIZE 256
@@ -386,9 +395,25 @@ void acquirep(struct p *pp);
 void startm(struct p *pp, bool spinning);
 void entersyscall(void);
 void exitsyscall(void);
+void entersyscall_foreign(void);
+void exitsyscall_foreign(void);
 void runtime_enter(void);   /* foreign code -> runtime: exitsyscall for user code */
 void runtime_leave(void);   /* runtime -> foreign code: entersyscall for user code */
 int procresize_set(int32_t n);
+/* Signal masks (proc.c): each goroutine has its own, which its M takes
+ * while it runs. sigmask_fix drops what the kernel or glibc never lets a
+ * thread block (SIGKILL, SIGSTOP, glibc's SIGCANCEL and SIGSETXID). */
+uint64_t sigmask_fix(uint64_t mask);
+void sigmask_apply(struct m *mp, uint64_t mask);
+void goroutine_setmask(struct g *gp, uint64_t mask);
+/* The calling thread's mask by system call (the kernel's 64 signals): the
+ * runtime never calls the interposed pthread_sigmask, a goroutine's view. */
+void sigprocmask_raw(int how, const sigset_t *set, sigset_t *old);
+/* pthread_kill of another goroutine (the caller holds a P), and the
+ * delivery of what is pending for the calling one (in foreign code). */
+void goroutine_kill(struct g *gp, int sig);
+void sigpending_deliver(uint64_t also);
+
 /* fork (proc.c): around glibc's fork, from its pthread_atfork handlers. */
 void beforefork(void);
 void afterfork(void);

@@ -327,6 +327,17 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable,
 		unlock(&th->lock);
 		return EINVAL;
 	}
+	if (!(st & THREAD_EXITED) && unlikely(th->g->forkgone)) {
+		/* A fork child's copy of a thread of the parent: it does not
+		 * exist here, and glibc's join returns at once (its fork
+		 * child marks such threads ended). The unit is never reused:
+		 * its G is gone. */
+		if (ret)
+			*ret = NULL;
+		atomic_fetch_or(&th->state, THREAD_JOINED);
+		unlock(&th->lock);
+		return 0;
+	}
 	if (!(st & THREAD_EXITED)) {
 		if (try) {
 			unlock(&th->lock);

@@ -533,12 +533,19 @@ void tls_afterforkinchild(struct m *mp)
 		return; /* main, or no identities: glibc saw the M's own TCB */
 	struct list { struct list *next, *prev; };
 	struct list *ml = (struct list *)(mpd + OFF_LIST), *gl = (struct list *)(gpd + OFF_LIST);
-	ml->next->prev = ml->prev; /* out of the stack cache */
-	ml->prev->next = ml->next;
+	/* Out of the stack cache. An adopted M's own TCB (a user stack) was
+	 * on dl_stack_user, which glibc emptied: its links are stale then. */
+	if (ml->next->prev == ml && ml->prev->next == ml) {
+		ml->next->prev = ml->prev;
+		ml->prev->next = ml->next;
+	}
 	ml->next = gl->next;       /* in the identity's place */
 	ml->prev = gl->prev;
 	gl->next->prev = ml;
 	gl->prev->next = ml;
 	gl->next = gl->prev = gl;  /* as an identity is built */
 	*(int *)(mpd + OFF_TID) = (int)syscall(SYS_gettid);
+	/* glibc's fork gave the kernel the identity's robust list, which may
+	 * be recycled: the thread's own goes back. */
+	syscall(SYS_set_robust_list, mpd + OFF_ROBUST_HEAD, (size_t)24);
 }

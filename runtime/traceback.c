@@ -863,7 +863,7 @@ void minit_signalstack(void)
 	sigaddset(&sync, SIGFPE);
 	sigaddset(&sync, SIGILL);
 	sigaddset(&sync, SIGTRAP);
-	pthread_sigmask(SIG_UNBLOCK, &sync, NULL);
+	sigprocmask_raw(SIG_UNBLOCK, &sync, NULL);
 
 	stack_t st;
 	if (sigaltstack(NULL, &st) == 0 && !(st.ss_flags & SS_DISABLE))

@@ -7,8 +7,10 @@
  * grandchild), fork while threads are parked in the parent (condvar, pipe
  * read, nanosleep) or busy on a CPU, fork from a thread other than main,
  * pthread_atfork (handler order and the lock-in-prepare pattern), 50 forks
- * while 4 threads work, fork + exec, and descriptors both processes wait
- * on. See legacy.h for the conventions.
+ * while 4 threads work, fork + exec, descriptors both processes wait on,
+ * joining a parent's thread in the child, fork from a thread glibc made
+ * itself, and forks while a signal handler that interrupted malloc calls
+ * waitpid. See legacy.h for the conventions.
  *
  * Every child gets its own alarm(30) (alarms are not inherited), prints
  * only "FAIL: ..." lines and reports through its exit status; the parent
@@ -1005,6 +1007,146 @@ static void t_shared_fd(void)
 	       "parent's reader parked across the fork got its bytes\n");
 }
 
+/* ------------------------------------------------------------------------
+ * Case 8: in the child, a thread of the parent does not exist: joining it
+ * returns at once (glibc's fork child marks such threads ended). */
+
+static void *long_sleeper(void *arg)
+{
+	sleep_ms(300);
+	return arg;
+}
+
+static void t_join_gone(void)
+{
+	pthread_t t;
+	CHECK0(pthread_create(&t, NULL, long_sleeper, (void *)1));
+	sleep_ms(20);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		void *r = (void *)7;
+		int e = pthread_join(t, &r);
+		if (e != 0)
+			FAIL("join_gone: pthread_join in the child: %s", ename(e));
+		exit(0);
+	}
+	wait_exit(pid, 0, "join_gone: child");
+	void *r = NULL;
+	CHECK0(pthread_join(t, &r));
+	CHECK(r == (void *)1);
+	printf("join of a parent's thread in the child returns at once; the parent's join gets "
+	       "its result\n");
+}
+
+/* ------------------------------------------------------------------------
+ * Case 9: fork from a thread glibc makes itself (a SIGEV_THREAD timer's
+ * notification thread), which a preloaded runtime never created. */
+
+static volatile int notify_status = -1;
+
+static void notify_fork(union sigval sv)
+{
+	(void)sv;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(42);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	notify_status = WIFEXITED(st) ? WEXITSTATUS(st) : -2;
+}
+
+static void t_glibc_thread(void)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof sev);
+	sev.sigev_notify = SIGEV_THREAD;
+	sev.sigev_notify_function = notify_fork;
+	timer_t tm;
+	if (timer_create(CLOCK_MONOTONIC, &sev, &tm) != 0)
+		FAIL("timer_create: %s", ename(errno));
+	struct itimerspec its = { { 0, 0 }, { 0, 10 * 1000 * 1000 } };
+	timer_settime(tm, 0, &its, NULL);
+	for (int i = 0; i < 2000 && notify_status == -1; i++)
+		sleep_ms(5);
+	timer_delete(tm);
+	if (notify_status != 42)
+		FAIL("glibc_thread: the child exited %d, want 42", notify_status);
+	printf("fork from glibc's SIGEV_THREAD notification thread: the child exited 42\n");
+}
+
+/* ------------------------------------------------------------------------
+ * Case 10: 200 forks while main allocates and frees, and a thread keeps
+ * signalling main, whose handler calls waitpid (async-signal-safe). fork
+ * takes malloc's locks: a handler that interrupted malloc must be able to
+ * finish while another thread forks. */
+
+static volatile int ms_stop;
+static pid_t ms_main_tid;
+
+static void ms_handler(int sig)
+{
+	(void)sig;
+	int e = errno;
+	waitpid(-1234567, NULL, WNOHANG); /* no such child: ECHILD at once */
+	errno = e;
+}
+
+static void *ms_signaller(void *arg)
+{
+	while (!ms_stop) {
+		syscall(SYS_tgkill, main_pid, ms_main_tid, SIGUSR1);
+		usleep(50);
+	}
+	return arg;
+}
+
+static _Atomic int ms_forks;
+
+static void *ms_forker(void *arg)
+{
+	for (int i = 0; i < 200; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			FAIL("signal_malloc: fork: %s", ename(errno));
+		if (pid == 0)
+			_exit(0);
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		ms_forks++;
+	}
+	return arg;
+}
+
+static void t_signal_malloc(void)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = ms_handler;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, &old);
+	ms_main_tid = (pid_t)syscall(SYS_gettid);
+	ms_stop = 0;
+	fflush(stdout);
+	pthread_t s, f;
+	CHECK0(pthread_create(&s, NULL, ms_signaller, NULL));
+	CHECK0(pthread_create(&f, NULL, ms_forker, NULL));
+	static void *p[1024];
+	while (ms_forks < 200) {
+		for (int i = 0; i < 1024; i++)
+			p[i] = malloc(64 + (i % 7) * 1024);
+		for (int i = 0; i < 1024; i++)
+			free(p[i]);
+	}
+	CHECK0(pthread_join(f, NULL));
+	ms_stop = 1;
+	CHECK0(pthread_join(s, NULL));
+	sigaction(SIGUSR1, &old, NULL);
+	printf("200 forks while main's signal handler, interrupting malloc, calls waitpid\n");
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct {
@@ -1018,6 +1160,9 @@ static const struct {
 	{ "stress", t_stress },
 	{ "exec", t_exec },
 	{ "shared_fd", t_shared_fd },
+	{ "join_gone", t_join_gone },
+	{ "glibc_thread", t_glibc_thread },
+	{ "signal_malloc", t_signal_malloc },
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 

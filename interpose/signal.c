@@ -1,0 +1,106 @@
+/*
+ * Signal masks and pthread_kill for pthread-goroutines (the runtime's side
+ * is in runtime/proc.c: sigmask_apply, goroutine_kill).
+ *
+ * A thread's signal mask is a goroutine's: pthread_sigmask and sigprocmask
+ * (the same thing in a threaded process) change the calling goroutine's
+ * g.sigmask and its M's mask at once; the M takes the mask of each
+ * goroutine it runs, and a new pthread starts with its creator's, as
+ * NPTL's do. Old masks are reported from the goroutine's own, so what a
+ * thread sets is what it reads back after it moved to another M.
+ *
+ * pthread_kill of a pthread-goroutine: glibc's would send the signal to
+ * the identity's made-up tid (ESRCH). Ours goes to the goroutine: at once
+ * through its M when it is running or in a system call, else when it
+ * next leaves the runtime (runtime/proc.c: goroutine_kill). As NPTL since
+ * glibc 2.34: signal 0 and signals to a thread that has exited succeed
+ * and send nothing; glibc's internal signals and numbers out of range
+ * are EINVAL. Threads that are not goroutines keep glibc's functions.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "interpose/interpose.h"
+
+/* Not from a signal handler that interrupted the runtime, and only for a
+ * goroutine: a thread the runtime does not know has its own mask. */
+static inline struct g *mask_goroutine(void)
+{
+	if (!interposing() || !may_enter_runtime())
+		return NULL;
+	return getg();
+}
+
+static int set_mask(struct g *gp, int how, const sigset_t *set, sigset_t *old)
+{
+	uint64_t cur = gp->sigmask, want = cur;
+	if (set) {
+		uint64_t s;
+		memcpy(&s, set, sizeof s);
+		switch (how) {
+		case SIG_BLOCK:
+			want = cur | s;
+			break;
+		case SIG_UNBLOCK:
+			want = cur & ~s;
+			break;
+		case SIG_SETMASK:
+			want = s;
+			break;
+		default:
+			return EINVAL;
+		}
+		want = sigmask_fix(want);
+	}
+	if (old) {
+		sigemptyset(old);
+		memcpy(old, &cur, sizeof cur);
+	}
+	if (want != cur) {
+		interpose_enter();
+		goroutine_setmask(gp, want);
+		interpose_leave(); /* delivers what pthread_kill left pending, if now unblocked */
+	}
+	return 0;
+}
+
+EXPORT int goshim_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	struct g *gp = mask_goroutine();
+	if (!gp)
+		return real.pthread_sigmask(how, set, old);
+	return set_mask(gp, how, set, old);
+}
+INTERPOSE(pthread_sigmask, "GLIBC_2.32");
+INTERPOSE_COMPAT(pthread_sigmask, V_BASE, base);
+
+EXPORT int goshim_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	struct g *gp = mask_goroutine();
+	if (!gp)
+		return real.sigprocmask(how, set, old);
+	int err = set_mask(gp, how, set, old);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+INTERPOSE(sigprocmask, V_BASE);
+
+EXPORT int goshim_pthread_kill(pthread_t t, int sig)
+{
+	struct gthread *th;
+	if (!interposing() || !(th = thread_of(t)) || th == thread_self())
+		return real.pthread_kill(t, sig); /* to itself: glibc uses the M's tid */
+	if (sig < 0 || sig > 64 || sig == 32 || sig == 33)
+		return EINVAL; /* 32 and 33: glibc's SIGCANCEL and SIGSETXID */
+	if (sig == 0 || (atomic_load(&th->state) & THREAD_EXITED))
+		return 0;
+	interpose_enter();
+	goroutine_kill(th->g, sig);
+	interpose_leave();
+	return 0;
+}
+INTERPOSE(pthread_kill, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_kill, V_BASE, base);

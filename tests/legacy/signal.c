@@ -1,0 +1,294 @@
+/* Per-thread signal masks and pthread_kill, as POSIX and NPTL give them:
+ * a thread's mask is its own (inherited from its creator, unchanged when
+ * the thread blocks and resumes), a process-directed signal that every
+ * thread blocks waits for sigwait, and pthread_kill reaches the thread it
+ * names: a handler runs in that thread (pthread_self), whether it is
+ * computing, parked in a condvar wait, blocked in a system call, waiting
+ * in sigwait, or has the signal blocked until it unblocks it. See legacy.h
+ * for the conventions. */
+#include "legacy.h"
+#include <signal.h>
+#include <sys/syscall.h>
+
+static sigset_t just(int sig)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, sig);
+	return s;
+}
+
+static int blocked(int sig)
+{
+	sigset_t cur;
+	CHECK0(pthread_sigmask(SIG_SETMASK, NULL, &cur));
+	return sigismember(&cur, sig);
+}
+
+/* ------------------------------------------------------------------------
+ * Masks: each thread's own, across blocking calls (which may move a
+ * preloaded thread to another OS thread). */
+
+static void *mask_thread(void *arg)
+{
+	int mine = (int)(intptr_t)arg, other = mine == SIGUSR1 ? SIGUSR2 : SIGUSR1;
+	if (blocked(SIGUSR1) || blocked(SIGUSR2))
+		FAIL("a new thread does not start with its creator's mask");
+	sigset_t s = just(mine);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	for (int i = 0; i < 200; i++) {
+		usleep(100);
+		if (!blocked(mine) || blocked(other))
+			FAIL("thread blocking %d: mask changed after a sleep (round %d)", mine, i);
+	}
+	return NULL;
+}
+
+static void t_masks(void)
+{
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++)
+		CHECK0(pthread_create(&t[i], NULL, mask_thread, (void *)(intptr_t)(i % 2 ? SIGUSR1 : SIGUSR2)));
+	for (int i = 0; i < 8; i++)
+		CHECK0(pthread_join(t[i], NULL));
+	printf("masks: 8 threads each kept their own mask over 200 sleeps\n");
+
+	sigset_t s = just(SIGUSR1), old;
+	EXPECT("pthread_sigmask with a bad how", pthread_sigmask(12345, &s, NULL), EINVAL);
+	errno = 0;
+	int rc = sigprocmask(12345, &s, NULL);
+	printf("sigprocmask with a bad how: %d %s\n", rc, ename(errno));
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, &old));
+	CHECK(!sigismember(&old, SIGUSR1) && blocked(SIGUSR1));
+	CHECK0(pthread_sigmask(SIG_UNBLOCK, &s, &old));
+	CHECK(sigismember(&old, SIGUSR1) && !blocked(SIGUSR1));
+	sigset_t all;
+	sigfillset(&all);
+	CHECK0(sigprocmask(SIG_SETMASK, &all, &old));
+	printf("SIG_SETMASK all: SIGKILL blocked %d, SIGSTOP blocked %d, SIGTERM blocked %d\n",
+	       blocked(SIGKILL), blocked(SIGSTOP), blocked(SIGTERM));
+	CHECK0(sigprocmask(SIG_SETMASK, &old, NULL));
+	CHECK(!blocked(SIGTERM));
+}
+
+/* ------------------------------------------------------------------------
+ * The sigwait pattern: main blocks SIGUSR1 before it creates any thread,
+ * so every thread inherits the block, and one thread takes the
+ * process-directed signals with sigwait. A thread that let SIGUSR1
+ * through would die of it (its default action). */
+
+static pthread_mutex_t sw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sw_c = PTHREAD_COND_INITIALIZER;
+static int sw_got, sw_stop;
+
+static void *sigwaiter(void *arg)
+{
+	sigset_t s = just(SIGUSR1);
+	for (;;) {
+		int sig = 0;
+		CHECK0(sigwait(&s, &sig));
+		CHECK(sig == SIGUSR1);
+		pthread_mutex_lock(&sw_m);
+		sw_got++;
+		int stop = sw_stop;
+		pthread_cond_broadcast(&sw_c);
+		pthread_mutex_unlock(&sw_m);
+		if (stop)
+			return arg;
+	}
+}
+
+static void *sw_worker(void *arg)
+{
+	for (int i = 0; i < 100; i++) {
+		usleep(200);
+		if (!blocked(SIGUSR1))
+			FAIL("a worker lost the inherited block of SIGUSR1");
+	}
+	return arg;
+}
+
+static void t_sigwait(void)
+{
+	sigset_t s = just(SIGUSR1), old;
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, &old));
+	pthread_t w[8], sw;
+	CHECK0(pthread_create(&sw, NULL, sigwaiter, NULL));
+	for (int i = 0; i < 8; i++)
+		CHECK0(pthread_create(&w[i], NULL, sw_worker, NULL));
+	for (int i = 1; i <= 50; i++) {
+		pthread_mutex_lock(&sw_m);
+		sw_stop = i == 50;
+		pthread_mutex_unlock(&sw_m);
+		CHECK(kill(getpid(), SIGUSR1) == 0);
+		pthread_mutex_lock(&sw_m);
+		while (sw_got < i)
+			pthread_cond_wait(&sw_c, &sw_m);
+		pthread_mutex_unlock(&sw_m);
+	}
+	for (int i = 0; i < 8; i++)
+		CHECK0(pthread_join(w[i], NULL));
+	CHECK0(pthread_join(sw, NULL));
+	CHECK0(pthread_sigmask(SIG_SETMASK, &old, NULL));
+	printf("sigwait: 50 process-directed signals, all taken by the sigwait thread\n");
+}
+
+/* ------------------------------------------------------------------------
+ * pthread_kill. The handler notes which thread it ran in. */
+
+static volatile sig_atomic_t hit;
+static pthread_t hit_in;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	hit_in = pthread_self();
+	hit = 1;
+}
+
+static void expect_hit(const char *what, pthread_t t)
+{
+	if (!hit)
+		FAIL("%s: the handler did not run", what);
+	if (!pthread_equal(hit_in, t))
+		FAIL("%s: the handler ran in another thread", what);
+	printf("pthread_kill, %s: the handler ran in the target\n", what);
+	hit = 0;
+}
+
+static volatile int spin_go;
+
+static void *spinner(void *arg)
+{
+	while (!hit)
+		spin_go = 1;
+	expect_hit("a thread computing", pthread_self());
+	return arg;
+}
+
+static pthread_mutex_t pk_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pk_c = PTHREAD_COND_INITIALIZER;
+static int pk_ready, pk_release;
+
+static void *cond_parked(void *arg)
+{
+	pthread_mutex_lock(&pk_m);
+	pk_ready = 1;
+	pthread_cond_broadcast(&pk_c);
+	while (!pk_release)
+		pthread_cond_wait(&pk_c, &pk_m);
+	pthread_mutex_unlock(&pk_m);
+	expect_hit("a thread parked in pthread_cond_wait, once woken", pthread_self());
+	return arg;
+}
+
+static void *pauser(void *arg)
+{
+	spin_go = 1;
+	int rc = pause();
+	int e = errno;
+	if (rc != -1 || e != EINTR)
+		FAIL("pause: %d %s, want -1 EINTR", rc, ename(e));
+	expect_hit("a thread blocked in pause, which returned EINTR", pthread_self());
+	return arg;
+}
+
+static void *waiter_usr2(void *arg)
+{
+	sigset_t s = just(SIGUSR2);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	spin_go = 1;
+	int sig = 0;
+	CHECK0(sigwait(&s, &sig));
+	printf("pthread_kill, a thread in sigwait: it took signal %s\n", sig == SIGUSR2 ? "SIGUSR2" : "?");
+	return arg;
+}
+
+static void *blocker(void *arg)
+{
+	sigset_t s = just(SIGUSR2);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	spin_go = 1;
+	while (spin_go != 2)
+		usleep(100);
+	if (hit)
+		FAIL("pthread_kill: a blocked signal's handler ran");
+	CHECK0(pthread_sigmask(SIG_UNBLOCK, &s, NULL));
+	expect_hit("a thread that blocked it, once it unblocked it", pthread_self());
+	return arg;
+}
+
+static void *quick(void *arg)
+{
+	return arg;
+}
+
+static void start_and_wait(pthread_t *t, void *(*fn)(void *))
+{
+	spin_go = 0;
+	CHECK0(pthread_create(t, NULL, fn, NULL));
+	while (!spin_go)
+		sched_yield();
+	usleep(20000); /* into its loop or call */
+}
+
+static void t_kill(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr2 };
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+	pthread_t t;
+
+	CHECK0(pthread_create(&t, NULL, quick, NULL));
+	EXPECT("pthread_kill signal 0 to a live or just-ended thread", pthread_kill(t, 0), 0);
+	EXPECT("pthread_kill signal 65", pthread_kill(t, 65), EINVAL);
+	EXPECT("pthread_kill signal -1", pthread_kill(t, -1), EINVAL);
+	EXPECT("pthread_kill SIGCANCEL (32, glibc's own)", pthread_kill(t, 32), EINVAL);
+	CHECK0(pthread_join(t, NULL));
+
+	start_and_wait(&t, spinner);
+	CHECK0(pthread_kill(t, SIGUSR2));
+	CHECK0(pthread_join(t, NULL));
+
+	pk_ready = pk_release = 0;
+	CHECK0(pthread_create(&t, NULL, cond_parked, NULL));
+	pthread_mutex_lock(&pk_m);
+	while (!pk_ready)
+		pthread_cond_wait(&pk_c, &pk_m);
+	pthread_mutex_unlock(&pk_m);
+	usleep(20000);
+	CHECK0(pthread_kill(t, SIGUSR2));
+	pthread_mutex_lock(&pk_m);
+	pk_release = 1;
+	pthread_cond_broadcast(&pk_c);
+	pthread_mutex_unlock(&pk_m);
+	CHECK0(pthread_join(t, NULL));
+
+	start_and_wait(&t, pauser);
+	CHECK0(pthread_kill(t, SIGUSR2));
+	CHECK0(pthread_join(t, NULL));
+
+	start_and_wait(&t, waiter_usr2);
+	CHECK0(pthread_kill(t, SIGUSR2));
+	CHECK0(pthread_join(t, NULL));
+	if (hit)
+		FAIL("pthread_kill to a thread in sigwait: the handler ran");
+
+	start_and_wait(&t, blocker);
+	CHECK0(pthread_kill(t, SIGUSR2));
+	spin_go = 2;
+	CHECK0(pthread_join(t, NULL));
+
+	CHECK0(pthread_kill(pthread_self(), SIGUSR2));
+	expect_hit("itself", pthread_self());
+}
+
+int main(void)
+{
+	legacy_start();
+	t_masks();
+	t_sigwait();
+	t_kill();
+	printf("signal: all checks passed\n");
+	return 0;
+}
