@@ -91,6 +91,7 @@ struct real_fns {
 	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
 	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
 	int (*pthread_kill)(pthread_t, int);
+	int (*sigpending)(sigset_t *);
 	int (*pthread_barrier_init)(pthread_barrier_t *, const pthread_barrierattr_t *, unsigned);
 	int (*pthread_barrier_wait)(pthread_barrier_t *);
 	int (*pthread_barrier_destroy)(pthread_barrier_t *);

@@ -81,7 +81,7 @@ extern void __chk_fail(void) __attribute__((noreturn));
 	X(pwritev) X(open) X(openat) X(creat) X(fsync) X(fdatasync) X(waitpid) X(wait)    \
 	X(wait4) X(waitid) X(getaddrinfo) X(gethostbyname) X(gethostbyname_r)             \
 	X(gethostbyname2) X(gethostbyname2_r) X(gethostbyaddr) X(gethostbyaddr_r)         \
-	X(getnameinfo) X(sigwait) X(sigwaitinfo) X(sigtimedwait) X(flock) X(lockf)        \
+	X(getnameinfo) X(sigwait) X(sigwaitinfo) X(sigtimedwait) X(sigsuspend) X(flock) X(lockf)        \
 	X(sendfile) X(splice) X(tee) X(system) X(execve) X(fexecve) X(posix_spawn)        \
 	X(posix_spawnp) X(sync) X(syncfs) X(execvpe) X(fdopen) X(popen) X(close_range) X(closefrom)
 
@@ -289,6 +289,49 @@ static void sys_end(struct g *gp)
 		sys_end(gp_);                                                              \
 		r_;                                                                        \
 	})
+
+/* A wait for signals in the kernel, which takes the blocked signals in
+ * take (sigwait's set; what sigsuspend's mask unblocks). Signals that
+ * pthread_kill left pending for the goroutine and the call takes become
+ * its M's, where the kernel finds them, and one sent during the call
+ * reaches the M (runtime/proc.c: goroutine_kill reads g.callopen). The
+ * system-call state and callopen are published before the pending set
+ * is read; goroutine_kill sets its bit before it reads them: one of the
+ * two sees the other. */
+static struct g *sigcall_begin(uint64_t take)
+{
+	struct g *gp = sys_begin();
+	if (gp) {
+		atomic_store(&gp->callopen, take);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load(&gp->sigpending))
+			sigpending_deliver(take);
+	}
+	return gp;
+}
+
+static void sigcall_end(struct g *gp)
+{
+	if (gp)
+		atomic_store(&gp->callopen, 0);
+	sys_end(gp);
+}
+
+#define SIGCALL(take, expr)                                                                \
+	({                                                                                 \
+		struct g *gp_ = sigcall_begin(take);                                       \
+		__typeof__(expr) r_ = (expr);                                              \
+		sigcall_end(gp_);                                                          \
+		r_;                                                                        \
+	})
+
+static uint64_t set64(const sigset_t *set)
+{
+	uint64_t m = 0;
+	if (set)
+		memcpy(&m, set, sizeof m);
+	return m;
+}
 
 static struct timespec *ts_until(int64_t deadline, struct timespec *ts)
 {
@@ -1522,7 +1565,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const
 	if (!io_on())
 		return io_real.ppoll(fds, n, tmo, mask);
 	if (mask) /* the mask swap must be atomic with the wait: the kernel's */
-		return BLOCKING(io_real.ppoll(fds, n, tmo, mask));
+		return SIGCALL(~set64(mask), io_real.ppoll(fds, n, tmo, mask));
 	if (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000)) {
 		errno = EINVAL;
 		return -1;
@@ -1649,7 +1692,7 @@ EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *x, const struct times
 	if (!io_on())
 		return io_real.pselect(nfds, r, w, x, ts, mask);
 	if (mask)
-		return BLOCKING(io_real.pselect(nfds, r, w, x, ts, mask));
+		return SIGCALL(~set64(mask), io_real.pselect(nfds, r, w, x, ts, mask));
 	if (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)) {
 		errno = EINVAL;
 		return -1;
@@ -1700,7 +1743,7 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 		return epoll_wait(epfd, ev, max, timeout);
 	if (!io_on())
 		return io_real.epoll_pwait(epfd, ev, max, timeout, mask);
-	return BLOCKING(io_real.epoll_pwait(epfd, ev, max, timeout, mask));
+	return SIGCALL(~set64(mask), io_real.epoll_pwait(epfd, ev, max, timeout, mask));
 }
 
 /* ---- calls that cannot be polled: system calls with handoff ------------- */
@@ -1822,35 +1865,24 @@ EXPORT int gethostbyaddr_r(const void *addr, socklen_t alen, int type, struct ho
 	return BLOCKING(io_real.gethostbyaddr_r(addr, alen, type, ret, buf, len, result, herr));
 }
 
-/* Signals pthread_kill left pending for the calling goroutine (blocked
- * while it ran, or sent while it was parked) become its M's, where the
- * kernel's sigwait takes them. */
-static void sigwait_prepare(const sigset_t *set)
-{
-	struct g *gp;
-	if (io_on() && (gp = getg()) && atomic_load(&gp->sigpending)) {
-		uint64_t want;
-		memcpy(&want, set, sizeof want);
-		sigpending_deliver(want);
-	}
-}
-
 EXPORT int sigwait(const sigset_t *set, int *sig)
 {
-	sigwait_prepare(set);
-	return BLOCKING(io_real.sigwait(set, sig));
+	return SIGCALL(set64(set), io_real.sigwait(set, sig));
 }
 
 EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-	sigwait_prepare(set);
-	return BLOCKING(io_real.sigwaitinfo(set, info));
+	return SIGCALL(set64(set), io_real.sigwaitinfo(set, info));
 }
 
 EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts)
 {
-	sigwait_prepare(set);
-	return BLOCKING(io_real.sigtimedwait(set, info, ts));
+	return SIGCALL(set64(set), io_real.sigtimedwait(set, info, ts));
+}
+
+EXPORT int sigsuspend(const sigset_t *mask)
+{
+	return SIGCALL(~set64(mask), io_real.sigsuspend(mask));
 }
 
 EXPORT int flock(int fd, int op) { return BLOCKING(io_real.flock(fd, op)); }
@@ -2339,6 +2371,7 @@ SYMVER(gethostbyaddr, V_BASE);
 SYMVER(gethostbyaddr_r, V_BASE);
 SYMVER(sigwait, V_BASE);
 SYMVER(sigwaitinfo, V_BASE);
+SYMVER(sigsuspend, V_BASE);
 SYMVER(sigtimedwait, V_BASE);
 SYMVER(flock, V_BASE);
 SYMVER(lockf, V_BASE);

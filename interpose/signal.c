@@ -88,6 +88,22 @@ EXPORT int goshim_sigprocmask(int how, const sigset_t *set, sigset_t *old)
 }
 INTERPOSE(sigprocmask, V_BASE);
 
+/* The kernel's pending set, and what pthread_kill left pending for the
+ * calling goroutine. */
+EXPORT int goshim_sigpending(sigset_t *set)
+{
+	int r = real.sigpending(set);
+	struct g *gp = mask_goroutine();
+	if (r == 0 && gp) {
+		uint64_t mine = atomic_load(&gp->sigpending), k;
+		memcpy(&k, set, sizeof k);
+		k |= mine;
+		memcpy(set, &k, sizeof k);
+	}
+	return r;
+}
+INTERPOSE(sigpending, V_BASE);
+
 EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 {
 	struct gthread *th;
@@ -97,9 +113,9 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 		return EINVAL; /* 32 and 33: glibc's SIGCANCEL and SIGSETXID */
 	if (sig == 0 || (atomic_load(&th->state) & THREAD_EXITED))
 		return 0;
-	interpose_enter();
+	int e = errno; /* no runtime entry: safe from a signal handler */
 	goroutine_kill(th->g, sig);
-	interpose_leave();
+	errno = e;
 	return 0;
 }
 INTERPOSE(pthread_kill, "GLIBC_2.34");

@@ -56,6 +56,7 @@ static void resolve_all(void)
 	RESOLVE(pthread_sigmask, "pthread_sigmask", "GLIBC_2.32");
 	RESOLVE(sigprocmask, "sigprocmask", V_BASE);
 	RESOLVE(pthread_kill, "pthread_kill", "GLIBC_2.34");
+	RESOLVE(sigpending, "sigpending", V_BASE);
 	RESOLVE(pthread_barrier_init, "pthread_barrier_init", "GLIBC_2.34");
 	RESOLVE(pthread_barrier_wait, "pthread_barrier_wait", "GLIBC_2.34");
 	RESOLVE(pthread_barrier_destroy, "pthread_barrier_destroy", "GLIBC_2.34");

@@ -102,10 +102,10 @@ static uint64_t initial_mask; /* the loading thread's, for goroutines g0 starts 
  *
  * An M that runs no thread of the program must not take a signal that
  * every thread of the program blocks (natively it would wait for sigwait,
- * or for a thread to unblock it). Until some goroutine first blocks a
- * signal the process did not block at start (masks_used), every thread
- * takes every signal it took at start, so any M may take it and nothing
- * is done. From then on an M with no thread of the program blocks every
+ * or for a thread to unblock it). Until some goroutine first sets a mask
+ * other than the one the process had at start (masks_used), every thread
+ * has that mask, so any M may take what it lets through and nothing is
+ * done. From then on an M with no thread of the program blocks every
  * asynchronous signal (MASK_IDLE): a new M, one going to sleep in stopm or
  * netpoll, one whose goroutine exited. The change itself (sigmask_used)
  * brings every M that runs no goroutine to MASK_IDLE before the
@@ -151,7 +151,7 @@ void goroutine_setmask(struct g *gp, uint64_t mask)
 {
 	gp->sigmask = mask;
 	sigmask_apply(getg()->m, mask);
-	if (unlikely(mask & ~initial_mask) && !atomic_load(&masks_used))
+	if (unlikely(mask != initial_mask) && !atomic_load(&masks_used))
 		sigmask_used();
 }
 
@@ -162,23 +162,85 @@ void sigprocmask_raw(int how, const sigset_t *set, sigset_t *old)
 	syscall(SYS_rt_sigprocmask, how, set, old, sizeof(uint64_t));
 }
 
-/* pthread_kill of a goroutine: a goroutine on an M (in foreign code or a
- * system call) gets the signal from the kernel there at once, so a
- * handler interrupts a loop and a system call ends with EINTR, and
- * sigwait takes it. Any other goroutine keeps it pending (g.sigpending)
- * and raises it on its own M when it next leaves the runtime with the
- * signal unblocked (sigpending_deliver): a parked goroutine has no thread
- * to interrupt, so its wait goes on. */
+/* Signals pending for the calling thread alone (not the process's), from
+ * /proc/thread-self/status; raw system calls (execute runs on g0). */
+static uint64_t thread_sigpending(void)
+{
+	char buf[2048];
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+	syscall(SYS_close, fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strstr(buf, "SigPnd:");
+	return p ? strtoull(p + 7, NULL, 16) : 0;
+}
+
+/* execute's mask change. A signal the M's thread has pending because the
+ * goroutine that ran there blocked it (the kernel's SIGPIPE after its
+ * write, a pthread_kill while it was in a system call) is that thread's:
+ * before the next goroutine's mask lets it through, it is taken off the M
+ * (a zero-timeout sigtimedwait, which takes the thread's own first) and
+ * given back to that goroutine as pending, or dropped if that thread has
+ * ended, as the kernel would. Signals pending for the process stay: any
+ * thread that lets them through may take them. Only masks that differ
+ * pay for the check, and only a pending signal for the rest. */
+static void sigmask_switch(struct m *mp, struct g *gp)
+{
+	uint64_t opened = mp->sigmask & ~gp->sigmask, pending = 0;
+	if (opened)
+		syscall(SYS_rt_sigpending, &pending, sizeof pending);
+	if (pending & opened) {
+		uint64_t mine = thread_sigpending() & opened;
+		struct g *last = mp->lastg;
+		while (mine) {
+			int sig = __builtin_ctzll(mine) + 1;
+			uint64_t set = SIGBIT(sig);
+			mine &= ~set;
+			siginfo_t si;
+			struct timespec zero = {0, 0};
+			if (syscall(SYS_rt_sigtimedwait, &set, &si, &zero, sizeof set) == sig && last &&
+			    last != gp && readgstatus(last) != _Gdead)
+				atomic_fetch_or(&last->sigpending, SIGBIT(sig));
+		}
+	}
+	sigmask_apply(mp, gp->sigmask);
+}
+
+/* Does sig, unhandled, end or stop the process (its default action)? */
+static bool sig_default_acts(int sig)
+{
+	if (sig == SIGKILL || sig == SIGSTOP)
+		return true;
+	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } ka;
+	if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(uint64_t)) != 0 || ka.handler != SIG_DFL)
+		return false;
+	return sig != SIGCHLD && sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
+}
+
 void goroutine_kill(struct g *gp, int sig)
 {
 	uint64_t bit = SIGBIT(sig);
+	if (!(gp->sigmask & bit) && sig_default_acts(sig)) {
+		/* It ends (or stops) the whole process now, whichever thread
+		 * takes it: take it here, unblocked for the moment. */
+		uint64_t one = bit, old;
+		syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, &old, sizeof one);
+		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)syscall(SYS_gettid), sig);
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof old);
+		return;
+	}
 	atomic_fetch_or(&gp->sigpending, bit);
 	uint32_t st = readgstatus(gp);
 	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
 	if ((st != _Grunning && st != _Gsyscall) || !mp || mp->curg != gp)
 		return;
-	if (st == _Grunning && (gp->sigmask & bit))
-		return; /* blocked: it stays the goroutine's, wherever it runs next */
+	if ((gp->sigmask & bit) && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
+		return; /* blocked: it stays the goroutine's, wherever it runs next,
+		         * unless its system call takes it (sigwait, sigsuspend) */
 	if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
 		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), mp->procid, sig);
 }
@@ -532,6 +594,7 @@ static void newg_init(struct p *pp, struct g *curg, struct g *newg, void (*fn)(v
 	newg->startarg = arg;
 	newg->parentgoid = curg->goid;
 	newg->sigmask = curg->sigmask;
+	atomic_store_explicit(&newg->sigpending, 0, memory_order_relaxed);
 	newg->gopc = callerpc;
 	newg->waitreason = waitReasonZero;
 	newg->waitsince = 0;
@@ -620,6 +683,7 @@ static inline void dropg_of(struct m *mp, struct g *gp)
 {
 	gp->m = NULL;
 	mp->curg = NULL;
+	mp->lastg = gp; /* sigmask_switch: whose thread signals pending on the M are */
 }
 
 static void mexit(struct m *mp) __attribute__((noreturn));
@@ -860,7 +924,7 @@ static void execute(struct g *gp, bool inheritTime)
 		atomic_store_explicit(&pp->schedtick, pp->schedtick + 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&pp->nrun, 1, memory_order_relaxed);
 	if (unlikely(gp->sigmask != mp->sigmask))
-		sigmask_apply(mp, gp->sigmask);
+		sigmask_switch(mp, gp);
 	setg(gp);
 	gogo(mp, gp);
 }
@@ -1279,28 +1343,31 @@ static void sigmask_used(void)
 {
 	lock(&sched.lock);
 	bool first = !atomic_load(&masks_used);
-	uint32_t epoch = atomic_fetch_add(&mask_epoch, 1) + 1;
-	atomic_store(&masks_used, true);
+	if (first) {
+		atomic_fetch_add(&mask_epoch, 1);
+		atomic_store(&masks_used, true);
+	}
+	uint32_t epoch = atomic_load(&mask_epoch);
 	struct m *list = NULL, *mp;
 	while (first && (mp = mget())) {
 		mp->schedlink = list;
 		list = mp;
 	}
 	unlock(&sched.lock);
-	if (!first)
-		return;
 	while ((mp = list)) {
 		list = mp->schedlink;
 		mp->schedlink = NULL;
 		notewakeup(&mp->park);
 	}
-	if (netpollinited())
+	if (first && netpollinited())
 		netpollBreak();
+	/* Every caller waits, not only the first. An M locked to a parked
+	 * goroutine keeps that thread's mask, as natively. */
 	struct m *self = getg()->m;
 	for (int64_t until = nanotime() + 100 * 1000000; nanotime() < until;) {
 		bool all = true;
 		for (mp = __atomic_load_n(&allm, __ATOMIC_ACQUIRE); mp && all; mp = mp->alllink)
-			if (mp != self && mp->ownthread && !mp->exited && !mp->curg &&
+			if (mp != self && mp->ownthread && !mp->exited && !mp->curg && !mp->lockedg &&
 			    atomic_load(&mp->mask_epoch) != epoch)
 				all = false;
 		if (all)
@@ -2319,6 +2386,8 @@ void afterforkinchild(void)
 
 	/* Ms: the caller's, which holds its P. */
 	mp->procid = (pid_t)syscall(SYS_gettid);
+	mp->lastg = NULL;
+	atomic_store(&me->sigpending, 0); /* a fork child starts with none pending */
 	mp->alllink = NULL;
 	allm = mp;
 	mp->schedlink = NULL;

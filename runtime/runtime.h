@@ -201,6 +201,7 @@ struct g {
 	                          * while it runs (sigmask_apply); inherited by the
 	                          * goroutines it creates */
 	_Atomic uint64_t sigpending; /* pthread_kill'ed signals not yet raised on its M */
+	_Atomic uint64_t callopen;   /* blocked signals its system call takes (sigwait's set) */
 	bool forking;            /* interpose/io.c: between its fork's atfork handlers */
 	bool forkgone;           /* a fork child's copy of another thread's goroutine:
 	                          * it never runs, and wakers skip it (afterforkinchild) */
@@ -238,6 +239,7 @@ struct m {
 	void *tsan_thread_fiber; /* the thread's own TSan fiber, never destroyed */
 	uint64_t sigmask;        /* the thread's signal mask, as last set by the runtime */
 	_Atomic uint32_t mask_epoch; /* proc.c: sigmask_used's epoch it has seen */
+	struct g *lastg;         /* the goroutine it ran last (sigmask_switch) */
 	bool exited;             /* mexit: the thread is gone (the struct stays in allm) */
 };
 

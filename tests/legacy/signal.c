@@ -4,8 +4,9 @@
  * thread blocks waits for sigwait, and pthread_kill reaches the thread it
  * names: a handler runs in that thread (pthread_self), whether it is
  * computing, parked in a condvar wait, blocked in a system call, waiting
- * in sigwait, or has the signal blocked until it unblocks it. See legacy.h
- * for the conventions. */
+ * in sigwait or sigsuspend, or has the signal blocked until it unblocks
+ * it; a signal the kernel leaves pending for a thread that blocks it
+ * stays that thread's. See legacy.h for the conventions. */
 #include "legacy.h"
 #include <signal.h>
 #include <sys/syscall.h>
@@ -283,12 +284,93 @@ static void t_kill(void)
 	expect_hit("itself", pthread_self());
 }
 
+/* ------------------------------------------------------------------------
+ * A thread-directed signal the kernel leaves pending for a thread that
+ * blocks it stays that thread's: a thread blocking SIGPIPE writes to a
+ * pipe nobody reads (EPIPE, SIGPIPE pending for it), then sleeps while
+ * other threads, which take SIGPIPE with its default action, keep running
+ * (preloaded: on the OS thread it left). The process must live. */
+
+static volatile int pipe_stop;
+
+static void *pipe_writer(void *arg)
+{
+	sigset_t s = just(SIGPIPE);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	int p[2];
+	CHECK(pipe(p) == 0);
+	close(p[0]);
+	errno = 0;
+	if (write(p[1], "x", 1) != -1 || errno != EPIPE)
+		FAIL("write to a pipe without a reader: want EPIPE, got %s", ename(errno));
+	close(p[1]);
+	usleep(200000);
+	sigset_t pend;
+	CHECK(sigpending(&pend) == 0);
+	printf("SIGPIPE blocked and pending for its thread only: pending there %d\n",
+	       sigismember(&pend, SIGPIPE));
+	return arg;
+}
+
+static void *pipe_bystander(void *arg)
+{
+	while (!pipe_stop)
+		usleep(300);
+	return arg;
+}
+
+static void t_thread_pending(void)
+{
+	pthread_t b[4], w;
+	for (int i = 0; i < 4; i++)
+		CHECK0(pthread_create(&b[i], NULL, pipe_bystander, NULL));
+	CHECK0(pthread_create(&w, NULL, pipe_writer, NULL));
+	CHECK0(pthread_join(w, NULL));
+	pipe_stop = 1;
+	for (int i = 0; i < 4; i++)
+		CHECK0(pthread_join(b[i], NULL));
+}
+
+/* ------------------------------------------------------------------------
+ * The classic wait: block SIGUSR2, then sigsuspend with the old mask until
+ * the handler ran; another thread's pthread_kill ends it. */
+
+static volatile int ss_ready;
+
+static void *suspender(void *arg)
+{
+	sigset_t s = just(SIGUSR2), old;
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, &old));
+	ss_ready = 1;
+	while (!hit) {
+		int rc = sigsuspend(&old);
+		if (rc != -1 || errno != EINTR)
+			FAIL("sigsuspend: %d %s, want -1 EINTR", rc, ename(errno));
+	}
+	expect_hit("a thread in sigsuspend with the signal blocked outside it", pthread_self());
+	return arg;
+}
+
+static void t_sigsuspend(void)
+{
+	pthread_t t;
+	ss_ready = 0;
+	CHECK0(pthread_create(&t, NULL, suspender, NULL));
+	while (!ss_ready)
+		sched_yield();
+	usleep(20000);
+	CHECK0(pthread_kill(t, SIGUSR2));
+	CHECK0(pthread_join(t, NULL));
+}
+
 int main(void)
 {
 	legacy_start();
 	t_masks();
 	t_sigwait();
 	t_kill();
+	t_thread_pending();
+	t_sigsuspend();
 	printf("signal: all checks passed\n");
 	return 0;
 }
