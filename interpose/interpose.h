@@ -210,6 +210,12 @@ static inline void interpose_leave(void)
 	errno = e;
 }
 
+/* interpose/io.c: around a call that may block in the kernel (its P is
+ * handed off meanwhile); sys_begin is NULL when the runtime may not be
+ * entered here, and sys_end(NULL) does nothing. */
+struct g *sys_begin(void);
+void sys_end(struct g *gp);
+
 /* An absolute timeout on clock c as a nanotime deadline: 0 with *err set
  * (EINVAL for a bad tv_nsec or clock). A deadline in the past is 1 (the
  * wait times out at once after trying). */

@@ -260,7 +260,7 @@ static void fd_adopt(int fd, bool user_nonblock, int64_t rcvtimeo, int64_t sndti
  * whose glibc part may wait for a lock this thread holds: a malloc arena,
  * when a signal handler that interrupted malloc calls waitpid). NULL when
  * not interposing. */
-static struct g *sys_begin(void)
+struct g *sys_begin(void)
 {
 	if (!io_on())
 		return NULL;
@@ -271,7 +271,7 @@ static struct g *sys_begin(void)
 	return gp;
 }
 
-static void sys_end(struct g *gp)
+void sys_end(struct g *gp)
 {
 	if (!gp)
 		return;

@@ -56,13 +56,9 @@ static bool sleeps_here(void)
  * may not be entered here: then just glibc's). */
 static int kernel_sleep(clockid_t c, int flags, const struct timespec *req, struct timespec *rem)
 {
-	if (!interposing() || !may_enter_runtime())
-		return sleep_real.clock_nanosleep(c, flags, req, rem);
-	interpose_enter();
-	entersyscall();
+	struct g *gp = sys_begin();
 	int r = sleep_real.clock_nanosleep(c, flags, req, rem);
-	exitsyscall();
-	interpose_leave();
+	sys_end(gp);
 	return r;
 }
 

@@ -80,8 +80,10 @@ __attribute__((no_sanitize("thread"), noinline)) void setg(struct g *gp)
 static _Atomic bool sysmon_started;
 
 /* A fork child starts with one thread and no sysmon (afterforkinchild):
- * the first goroutine made runnable there brings it back, as another
- * goroutine may then wait for a P that a system call holds. */
+ * the first goroutine created there brings it back (newproc1,
+ * newproc_thread), as another goroutine may then wait for a P that a
+ * system call holds. The other goroutines of the child are the forking
+ * one and its coroutines; timers made before the fork start it at once. */
 static inline void sysmon_ensure(void)
 {
 	if (unlikely(!atomic_load_explicit(&sysmon_started, memory_order_relaxed)) &&
@@ -210,6 +212,13 @@ static void sigmask_switch(struct m *mp, struct g *gp)
 	sigmask_apply(mp, gp->sigmask);
 }
 
+/* Sends sig to one thread of this process (raw: the runtime never calls
+ * an interposed symbol). */
+static void tgkill_raw(pid_t tid, int sig)
+{
+	syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), tid, sig);
+}
+
 /* Does sig, unhandled, end or stop the process (its default action)? */
 static bool sig_default_acts(int sig)
 {
@@ -229,7 +238,7 @@ void goroutine_kill(struct g *gp, int sig)
 		 * takes it: take it here, unblocked for the moment. */
 		uint64_t one = bit, old;
 		syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, &old, sizeof one);
-		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)syscall(SYS_gettid), sig);
+		tgkill_raw((pid_t)syscall(SYS_gettid), sig);
 		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof old);
 		return;
 	}
@@ -242,7 +251,7 @@ void goroutine_kill(struct g *gp, int sig)
 		return; /* blocked: it stays the goroutine's, wherever it runs next,
 		         * unless its system call takes it (sigwait, sigsuspend) */
 	if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
-		syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), mp->procid, sig);
+		tgkill_raw(mp->procid, sig);
 }
 
 /* Raises the calling goroutine's pending signals on its M: those its mask
@@ -257,7 +266,7 @@ void sigpending_deliver(uint64_t also)
 		uint64_t bit = SIGBIT(sig);
 		want &= ~bit;
 		if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
-			syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), getg()->m->procid, sig);
+			tgkill_raw(getg()->m->procid, sig);
 	}
 }
 
@@ -644,6 +653,7 @@ static struct g *newproc1(void (*fn)(void *), void *arg, uintptr_t callerpc, boo
 	}
 	casgstatus(newg, _Gdead, _Grunnable);
 	runqput(pp, newg, true);
+	sysmon_ensure();
 	if (atomic_load(&mainStarted))
 		wakep();
 	return newg;
@@ -674,6 +684,7 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 	newg_init(pp, curg, gp, fn, arg, callerpc, stack_top, tls);
 	casgstatus(gp, _Gdead, _Grunnable);
 	runqput(pp, gp, true);
+	sysmon_ensure();
 	if (atomic_load(&mainStarted))
 		wakep();
 }
@@ -1458,7 +1469,6 @@ void handoffp(struct p *pp)
  * (newproc, ready). */
 void wakep(void)
 {
-	sysmon_ensure();
 	if (atomic_load(&sched.npidle) == 0)
 		return;
 	/* be conservative about spinning threads */
@@ -1897,7 +1907,6 @@ static void mexit(struct m *mp)
 
 static void newm(void (*fn)(void), struct p *pp)
 {
-	sysmon_ensure();
 	struct m *mp = allocm();
 	mp->ownthread = true;
 	mp->mstartfn = fn;
@@ -2351,9 +2360,9 @@ int procresize_set(int32_t n)
  *  - afterfork (parent) undoes it: procresize to the same size rebuilds
  *    the idle and runnable P lists, then startTheWorld.
  *  - afterforkinchild leaves one M (the caller's) and no sysmon (the first
- *    goroutine made runnable brings it back: sysmon_ensure), empties
- *    every run queue, and marks
- *    every other goroutine forkgone (_Gdead, parkstate PARK_GONE). Wakers
+ *    goroutine created brings it back: sysmon_ensure), empties every run
+ *    queue, and marks every other goroutine forkgone (_Gdead, parkstate
+ *    PARK_GONE). Wakers
  *    skip gone goroutines (waitq_dequeue, semrelease1, the parkq claims,
  *    and ready() last of all), so a channel value, a semaphore count or a
  *    mutex goes to a goroutine of the child, and no goroutine of the
