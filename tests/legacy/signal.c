@@ -186,10 +186,15 @@ static void *cond_parked(void *arg)
 static void *pauser(void *arg)
 {
 	spin_go = 1;
-	int rc = pause();
-	int e = errno;
-	if (rc != -1 || e != EINTR)
-		FAIL("pause: %d %s, want -1 EINTR", rc, ename(e));
+	/* If the handler ran before pause started, there is nothing to wait
+	 * for (the caller sleeps 20 ms first, so the signal normally finds
+	 * the thread in pause). */
+	while (!hit) {
+		int rc = pause();
+		int e = errno;
+		if (rc != -1 || e != EINTR)
+			FAIL("pause: %d %s, want -1 EINTR", rc, ename(e));
+	}
 	expect_hit("a thread blocked in pause, which returned EINTR", pthread_self());
 	return arg;
 }
