@@ -162,25 +162,29 @@ INTERPOSE(pthread_cond_init, V_2_3_2);
 
 /* EBUSY while a waiter is blocked. A waiter whose timeout or cancellation
  * came as a broadcast skipped it is no longer blocked, but still takes its
- * sudog off the queue (parkq.c: SUDOG_WAITER): wait for it, as glibc's
- * destroy waits for woken waiters to leave the condvar. */
+ * sudog off the queue under the queue lock (parkq.c: SUDOG_WAITER): wait
+ * until it has, and has let the lock go (destroy takes the lock itself),
+ * as glibc's destroy waits for woken waiters to leave the condvar. */
 EXPORT int goshim_pthread_cond_destroy(pthread_cond_t *c)
 {
 	if (!interposing() || cond_pshared(c))
 		return real.pthread_cond_destroy(c);
-	while (__atomic_load_n(&C_QUEUE(c)->head, __ATOMIC_ACQUIRE)) {
+	for (;;) {
 		interpose_enter();
 		lock(C_QLOCK(c));
-		bool blocked = false;
-		for (struct sudog *s = C_QUEUE(c)->head; s && !blocked; s = s->next)
+		bool leaving = false, blocked = false;
+		for (struct sudog *s = C_QUEUE(c)->head; s && !blocked; s = s->next) {
+			leaving = true;
 			blocked = atomic_load(&s->unlinker) != SUDOG_WAITER;
+		}
 		unlock(C_QLOCK(c));
 		interpose_leave();
 		if (blocked)
 			return EBUSY;
+		if (!leaving)
+			return 0;
 		sched_yield(); /* ours: lets the leaving waiter run */
 	}
-	return 0;
 }
 INTERPOSE(pthread_cond_destroy, V_2_3_2);
 
