@@ -347,9 +347,7 @@ static void t_sem_destroy_after_post(void)
 	for (int i = 1; i <= REUSE_ROUNDS; i++) {
 		sem_init(&reuse_slot.s, 0, 0);
 		reuse_go = i;
-		for (int n = 1; sem_trywait(&reuse_slot.s) != 0; n++)
-			if (n % 256 == 0)
-				sched_yield(); /* a single CPU: let the poster run */
+		SPIN_UNTIL(sem_trywait(&reuse_slot.s) == 0);
 		sem_destroy(&reuse_slot.s);
 		memset(reuse_slot.bytes, 0xff, sizeof reuse_slot.bytes);
 		while (reuse_done != i)

@@ -431,9 +431,7 @@ static void t_destroy_after_broadcast(void)
 			reuse_deadline.tv_nsec -= 1000000000L;
 		}
 		reuse_go = i;
-		for (int n = 1; reuse_waiting != i; n++)
-			if (n % 256 == 0)
-				sched_yield();
+		SPIN_UNTIL(reuse_waiting == i);
 		/* The waiter is in timedwait once main holds the mutex. */
 		pthread_mutex_lock(&reuse_m);
 		struct timespec now;

@@ -16,6 +16,7 @@
 #endif
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,6 +90,16 @@ static inline void legacy_start(void)
 	/* Keep the output order exact even if a FAIL is printed by a thread. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
+
+/* Busy-waits until cond holds, as the destroy-and-reuse cases need (a
+ * spinning thread hits the window right after a release), yielding every
+ * 256 rounds so that one CPU (GOMAXPROCS=1) lets the other thread run. */
+#define SPIN_UNTIL(cond)                                                                   \
+	do {                                                                               \
+		for (int spin_n_ = 1; !(cond); spin_n_++)                                  \
+			if (spin_n_ % 256 == 0)                                            \
+				sched_yield();                                             \
+	} while (0)
 
 /* ------------------------------------------------------------------------
  * Time: absolute deadlines and the "at least this long" check. */

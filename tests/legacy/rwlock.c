@@ -526,12 +526,8 @@ static void t_destroy_after_unlock(void)
 	for (int i = 1; i <= REUSE_ROUNDS; i++) {
 		pthread_rwlock_init(&reuse_slot.l, NULL);
 		reuse_go = i;
-		for (int n = 1; reuse_held != i; n++)
-			if (n % 256 == 0)
-				sched_yield();
-		for (int n = 1; pthread_rwlock_tryrdlock(&reuse_slot.l) != 0; n++)
-			if (n % 256 == 0)
-				sched_yield(); /* a single CPU: let the writer run */
+		SPIN_UNTIL(reuse_held == i);
+		SPIN_UNTIL(pthread_rwlock_tryrdlock(&reuse_slot.l) == 0);
 		pthread_rwlock_unlock(&reuse_slot.l);
 		pthread_rwlock_destroy(&reuse_slot.l);
 		memset(reuse_slot.bytes, 0xff, sizeof reuse_slot.bytes);
