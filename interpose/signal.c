@@ -14,8 +14,8 @@
  * through its M when it is running or in a system call, else when it
  * next leaves the runtime (runtime/proc.c: goroutine_kill). As NPTL since
  * glibc 2.34: signal 0 and signals to a thread that has exited succeed
- * and send nothing; glibc's internal signals and numbers out of range
- * are EINVAL. Threads that are not goroutines keep glibc's functions.
+ * and send nothing; glibc's internal signals, and numbers out of range to
+ * a live thread, are EINVAL. Threads that are not goroutines keep glibc's functions.
  */
 #include <errno.h>
 #include <string.h>
@@ -109,9 +109,16 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 	struct gthread *th;
 	if (!interposing() || !(th = thread_of(t)) || th == thread_self())
 		return real.pthread_kill(t, sig); /* to itself: glibc uses the M's tid */
-	if (sig < 0 || sig > 64 || sig == 32 || sig == 33)
-		return EINVAL; /* 32 and 33: glibc's SIGCANCEL and SIGSETXID */
-	if (sig == 0 || (atomic_load(&th->state) & THREAD_EXITED))
+	/* In glibc's order: its own signals are refused, a thread that has
+	 * exited gets nothing (whatever the number), and the kernel refuses
+	 * a number out of range. */
+	if (sig == 32 || sig == 33)
+		return EINVAL; /* SIGCANCEL and SIGSETXID */
+	if (atomic_load(&th->state) & THREAD_EXITED)
+		return 0;
+	if (sig < 0 || sig > 64)
+		return EINVAL;
+	if (sig == 0)
 		return 0;
 	int e = errno; /* no runtime entry: safe from a signal handler */
 	goroutine_kill(th->g, sig);
