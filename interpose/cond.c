@@ -71,20 +71,19 @@ static int wait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk, const stru
 	bool cancelable = cancel_enabled();
 	interpose_enter();
 	lock(C_QLOCK(c));
-	bool woken = parkq_wait_then(C_QUEUE(c), C_QLOCK(c), deadline, false, cancelable,
-	                             waitReasonSyncCondWait, NULL, release_mutex, m);
+	/* A signal ends the wait (its handler runs as the waiter leaves the
+	 * runtime, before it takes the mutex again), as glibc's futex wait
+	 * does; here it then returns, a spurious wake-up, which POSIX allows. */
+	int ended = parkq_wait_then(C_QUEUE(c), C_QLOCK(c), deadline, false,
+	                            (cancelable ? PARK_CANCEL : 0) | PARK_INTR,
+	                            waitReasonSyncCondWait, NULL, release_mutex, m);
 	interpose_leave();
 	int relocked = mutex_relock(m);
 	if (relocked)
 		return relocked; /* EOWNERDEAD (held) or ENOTRECOVERABLE */
-	if (woken)
-		return 0;
-	/* Cancelled: act on it with the mutex held, as NPTL does. */
-	if (cancelable)
-		pthread_testcancel();
-	if (deadline && nanotime() >= deadline)
-		return ETIMEDOUT;
-	return 0; /* a spurious wake-up, which POSIX allows */
+	if (ended == ECANCELED)
+		pthread_testcancel(); /* acts on it with the mutex held, as NPTL does */
+	return ended == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
 EXPORT int goshim_pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)

@@ -210,6 +210,11 @@ static inline void interpose_leave(void)
 	errno = e;
 }
 
+/* interpose/signal.c: would the kernel restart a call that a handler of
+ * one of sigs interrupted? Only if each of those installed has SA_RESTART
+ * (and the call has no timeout: the caller's part). */
+bool sigs_restart(uint64_t sigs);
+
 /* interpose/io.c: around a call that may block in the kernel (its P is
  * handed off meanwhile); sys_begin is NULL when the runtime may not be
  * entered here, and sys_end(NULL) does nothing. */

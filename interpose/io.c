@@ -345,32 +345,24 @@ static struct timespec *ts_until(int64_t deadline, struct timespec *ts)
 	return ts;
 }
 
-/* Would the kernel restart a call a signal handler interrupted? Only if
- * every handler installed has SA_RESTART: we do not know which signal it
- * was. The synchronous fault signals (the runtime's own stack-guard
- * handler among them) never interrupt a system call. */
+/* sigs_restart when we do not know which signal it was: any but the
+ * synchronous fault signals (the runtime's own stack-guard handler among
+ * them), which never interrupt a system call. */
 static bool handlers_restart(void)
 {
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
-		    sig == SIGTRAP)
-			continue;
-		if (sigaction(sig, NULL, &sa) != 0 || sa.sa_handler == SIG_DFL ||
-		    sa.sa_handler == SIG_IGN)
-			continue;
-		if (!(sa.sa_flags & SA_RESTART))
-			return false;
-	}
-	return true;
+	uint64_t faults = SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) |
+	                  SIGBIT(SIGTRAP);
+	return sigs_restart(~faults);
 }
 
 /* Waits until mode may be ready on pd (seen: pd_seq before the attempt
  * that would have blocked). 0: try again; else EBADF (closed under us),
  * ETIMEDOUT, ECANCELED (pthread_cancel: the caller acts on it once it
- * holds no reference, io_done), or EINTR: a thread-locked goroutine waits
- * in the kernel, and a signal handler without SA_RESTART interrupts it (as
- * one interrupts a socket call with a timeout whatever its flags). */
+ * holds no reference, io_done), or EINTR: a signal handler without
+ * SA_RESTART ran (as one interrupts a socket call with a timeout whatever
+ * its flags). A thread-locked goroutine waits in the kernel, where the
+ * signal finds it; a parked one's wait is ended by pthread_kill
+ * (park_interrupt), and the handler runs as it leaves the runtime. */
 static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline)
 {
 	if (!parks_here()) {
@@ -381,10 +373,13 @@ static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t de
 			return errno == EINTR && !deadline && handlers_restart() ? 0 : errno;
 		return n == 0 ? ETIMEDOUT : 0;
 	}
-	bool cancelable = cancel_enabled();
-	interpose_enter();
-	int r = netpollwait(pd, mode, seen, deadline, cancelable);
-	interpose_leave();
+	uint32_t flags = (cancel_enabled() ? PARK_CANCEL : 0) | PARK_INTR;
+	struct g *gp = interpose_enter();
+	int r = netpollwait(pd, mode, seen, deadline, flags);
+	uint64_t sigs = r == EINTR ? park_sigs(gp) : 0;
+	interpose_leave(); /* runs their handlers */
+	if (r == EINTR && (!sigs || (!deadline && sigs_restart(sigs))))
+		return 0; /* nothing was left to deliver, or restarted */
 	return r;
 }
 
@@ -1398,8 +1393,9 @@ static uint32_t poll_mode(short events)
  * the deadline. WAIT_IN_KERNEL when one of the fds stopped being ours (it
  * was closed, or blocks in the kernel now): the caller's kernel call must
  * do the waiting. check runs after the waiters are armed, so no readiness
- * is missed between it and the park. Returns check's non-zero result, or
- * 0 at the deadline. */
+ * is missed between it and the park. Returns check's non-zero result, 0
+ * at the deadline, or -1 with EINTR once the handler of a signal for the
+ * goroutine (pthread_kill ended the park) has run. */
 static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadline,
                      long (*check)(void *), void *arg)
 {
@@ -1417,12 +1413,12 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 			return -1;
 		}
 	}
-	bool cancelable = cancel_enabled();
+	uint32_t flags = (cancel_enabled() ? PARK_CANCEL : 0) | PARK_INTR;
 	int saved = errno;
 	long r;
 	for (;;) {
-		interpose_enter();
-		park_prepare(deadline, cancelable);
+		struct g *gp = interpose_enter();
+		park_prepare(deadline, flags);
 		bool closed = false, gone = false;
 		for (int i = 0; i < n; i++) {
 			pds[i] = fds[i] >= 0 ? fd_acquire(fds[i]) : NULL;
@@ -1450,13 +1446,15 @@ static long wait_any(const int *fds, const uint32_t *modes, int n, int64_t deadl
 				pd_release(pds[i]);
 			}
 		}
-		getg()->user_errno = e;
-		interpose_leave();
+		uint64_t sigs = st == EINTR ? park_sigs(gp) : 0;
+		gp->user_errno = e;
+		interpose_leave(); /* runs their handlers */
 		if (r != 0)
 			break;
-		if (st == ECANCELED) {
+		if (st == ECANCELED || sigs) {
+			/* poll, select and epoll_wait are never restarted. */
 			r = -1;
-			errno = ECANCELED;
+			errno = st;
 			break;
 		}
 		if (st == ETIMEDOUT) {
@@ -1676,8 +1674,8 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv)
 	int n = select_common(nfds, r, w, x, deadline, !tv);
 	if (n == WAIT_IN_KERNEL)
 		return BLOCKING(io_real.select(nfds, r, w, x, tv));
-	if (tv) { /* Linux reports the time not slept */
-		int64_t left = n >= 0 ? deadline - nanotime() : 0;
+	if (tv) { /* Linux reports the time not slept, also after EINTR */
+		int64_t left = deadline - nanotime();
 		if (left < 0)
 			left = 0;
 		tv->tv_sec = left / 1000000000;

@@ -67,24 +67,28 @@ static inline bool trywait(struct gsem *s)
 	return false;
 }
 
-/* 0, ETIMEDOUT, or EINTR when pthread_cancel ended the wait. */
-static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable)
+/* 0, ETIMEDOUT, ECANCELED when pthread_cancel ended the wait, or EINTR
+ * when a signal did (its handler has run; *sigs: which). */
+static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable, uint64_t *sigs)
 {
-	interpose_enter();
+	struct g *gp = interpose_enter();
 	lock(&s->lock);
 	atomic_fetch_add(&s->nwaiters, 1);
 	int err = 0;
-	if (!trywait(s)) {
-		bool woken = parkq_wait_then(&s->q, &s->lock, deadline, false, cancelable,
-		                             waitReasonSemacquire, NULL, NULL, NULL);
+	while (!trywait(s)) {
+		err = parkq_wait_then(&s->q, &s->lock, deadline, false,
+		                      (cancelable ? PARK_CANCEL : 0) | PARK_INTR,
+		                      waitReasonSemacquire, NULL, NULL, NULL);
 		lock(&s->lock);
-		/* Woken: a poster handed us its unit. */
-		if (!woken)
-			err = deadline && nanotime() >= deadline ? ETIMEDOUT : EINTR;
+		/* Woken: a poster handed us its unit. A signal that was taken
+		 * meanwhile leaves nothing to deliver: wait again. */
+		if (err != EINTR || (*sigs = park_sigs(gp)))
+			break;
+		err = 0;
 	}
 	atomic_fetch_sub(&s->nwaiters, 1);
 	unlock(&s->lock);
-	interpose_leave();
+	interpose_leave(); /* runs the handler of the signal that ended it */
 	return err;
 }
 
@@ -107,7 +111,12 @@ static int timedwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
 			return -1;
 		}
 	}
-	while ((err = wait_slow(s, deadline, cancel_enabled())) == EINTR) {
+	/* After a signal, sem_wait goes on under SA_RESTART, as the kernel
+	 * restarts glibc's futex wait; sem_timedwait fails (the kernel's
+	 * timed futex wait is never restarted after a handler). */
+	uint64_t sigs = 0;
+	while ((err = wait_slow(s, deadline, cancel_enabled(), &sigs)) == ECANCELED ||
+	       (err == EINTR && !deadline && sigs_restart(sigs))) {
 		pthread_testcancel();
 		if (trywait(s))
 			return 0;

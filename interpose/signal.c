@@ -12,7 +12,10 @@
  * pthread_kill of a pthread-goroutine: glibc's would send the signal to
  * the identity's made-up tid (ESRCH). Ours goes to the goroutine: at once
  * through its M when it is running or in a system call, else when it
- * next leaves the runtime (runtime/proc.c: goroutine_kill). As NPTL since
+ * next leaves the runtime (runtime/proc.c: goroutine_kill). A goroutine
+ * parked where a signal would interrupt a thread (I/O, poll, sleeps,
+ * sem_wait, a condvar wait) is woken (park_interrupt) to run the handler
+ * and then fail with EINTR or restart, as the kernel's call would. As NPTL since
  * glibc 2.34: signal 0 and signals to a thread that has exited succeed
  * and send nothing; glibc's internal signals, and numbers out of range to
  * a live thread, are EINVAL. Threads that are not goroutines keep glibc's functions.
@@ -88,6 +91,21 @@ EXPORT int goshim_sigprocmask(int how, const sigset_t *set, sigset_t *old)
 }
 INTERPOSE(sigprocmask, V_BASE);
 
+bool sigs_restart(uint64_t sigs)
+{
+	while (sigs) {
+		int sig = __builtin_ctzll(sigs) + 1;
+		sigs &= sigs - 1;
+		struct sigaction sa;
+		if (sigaction(sig, NULL, &sa) != 0 || sa.sa_handler == SIG_DFL ||
+		    sa.sa_handler == SIG_IGN)
+			continue;
+		if (!(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
 /* The kernel's pending set, and what pthread_kill left pending for the
  * calling goroutine. */
 EXPORT int goshim_sigpending(sigset_t *set)
@@ -120,8 +138,16 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 		return EINVAL;
 	if (sig == 0)
 		return 0;
-	int e = errno; /* no runtime entry: safe from a signal handler */
-	goroutine_kill(th->g, sig);
+	int e = errno;
+	/* No runtime entry to leave it pending: safe from a signal handler.
+	 * To wake the target, only where the caller may enter the runtime
+	 * (not from a handler that interrupted it: the handler then runs when
+	 * the wait ends). */
+	if (goroutine_kill(th->g, sig) && may_enter_runtime()) {
+		interpose_enter();
+		park_interrupt(th->g);
+		interpose_leave();
+	}
 	errno = e;
 	return 0;
 }

@@ -6,12 +6,12 @@
  * returns the error number; TIMER_ABSTIME sleeps until the clock reads the
  * given time (converted to the monotonic clock once, at the call: a
  * CLOCK_REALTIME step during the sleep is not followed); the sleeps are
- * cancellation points. A goroutine locked to its thread (main) sleeps in
- * the kernel between entersyscall and exitsyscall, so a signal handler
- * interrupts it with EINTR and the remaining time, as natively; a parked
- * goroutine has no thread for a signal to interrupt, so its sleep runs to
- * the end. Clocks the timers cannot follow (CPU-time clocks) sleep in the
- * kernel.
+ * cancellation points. A signal handler interrupts a sleep with EINTR and
+ * the time that remained, as natively: a goroutine locked to its thread
+ * (main) sleeps in the kernel between entersyscall and exitsyscall, and a
+ * parked one's wait is ended by pthread_kill (park_interrupt), its
+ * handler running as it leaves the runtime. Clocks the timers cannot
+ * follow (CPU-time clocks) sleep in the kernel.
  */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -35,16 +35,33 @@ void sleep_init(void)
 	}
 }
 
-/* Parks until the nanotime deadline (a cancellation point). */
-static void park_until(int64_t deadline)
+/* Parks until the nanotime deadline (a cancellation point): 0, or EINTR
+ * once a signal's handler has run. */
+static int park_until(int64_t deadline)
 {
 	bool cancelable = cancel_enabled();
-	interpose_enter();
-	park_prepare(deadline, cancelable);
-	int r = park_wait(waitReasonSleep);
-	interpose_leave();
+	struct g *gp = interpose_enter();
+	int r;
+	do {
+		park_prepare(deadline, (cancelable ? PARK_CANCEL : 0) | PARK_INTR);
+		r = park_wait(waitReasonSleep);
+	} while (r == EINTR && !park_sigs(gp)); /* taken meanwhile: sleep on */
+	interpose_leave(); /* runs the handler of the signal that ended it */
 	if (r == ECANCELED)
 		pthread_testcancel(); /* acts on it: does not return */
+	return r == EINTR ? EINTR : 0;
+}
+
+/* What remains of a relative sleep that ends at deadline. */
+static void remaining(int64_t deadline, struct timespec *rem)
+{
+	if (!rem)
+		return;
+	int64_t left = deadline - nanotime();
+	if (left < 0)
+		left = 0;
+	rem->tv_sec = left / 1000000000;
+	rem->tv_nsec = left % 1000000000;
 }
 
 static bool sleeps_here(void)
@@ -88,17 +105,19 @@ EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec *req, s
 		int64_t deadline = deadline_from(c, req, &err);
 		if (err)
 			return err;
-		park_until(deadline);
-		return 0;
+		return park_until(deadline); /* rem is not set for an absolute time */
 	}
 	if (req->tv_sec < 0)
 		return EINVAL;
 	int64_t deadline = deadline_after(req);
-	if (deadline)
-		park_until(deadline);
-	else
+	if (!deadline) {
 		pthread_testcancel();
-	return 0;
+		return 0;
+	}
+	int r = park_until(deadline);
+	if (r == EINTR)
+		remaining(deadline, rem);
+	return r;
 }
 
 EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)

@@ -387,10 +387,10 @@ int netpollpark(void)
  * passes, or (cancelable) pthread_cancel. 0: try again; EBADF: closed;
  * ETIMEDOUT; ECANCELED. The caller holds a P. */
 int netpollwait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline,
-                bool cancelable)
+                uint32_t flags)
 {
 	struct pollWaiter w;
-	park_prepare(deadline, cancelable);
+	park_prepare(deadline, flags);
 	int r = netpollarm(pd, &w, mode, &seen);
 	if (r) {
 		park_abort();

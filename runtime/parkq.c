@@ -9,25 +9,29 @@
  * around every call here.
  *
  * Invariants:
- *  - g.parkstate: PARK_IDLE -> PARK_WAITING or PARK_WAITING_CANCEL (the
- *    waiter, before it parks) -> PARK_WOKEN (a waker, holding the queue
- *    lock) or PARK_TIMEDOUT (the waiter's timer, or pthread_cancel for a
- *    cancellable wait, without the lock) -> PARK_IDLE (the waiter, awake).
- *    Exactly one CAS wins, and the winner readies the goroutine; a waker
- *    that loses skips the timed-out waiter and wakes the next one, so no
- *    wake-up is lost to a timeout.
- *  - A canceller that wins readies the goroutine only once parkq_commit
- *    has finished (g.parkcommitted), as a waker, who needs the queue lock,
- *    cannot before. A cancellation requested before the wait committed is
- *    seen by parkq_commit itself, which then vetoes the park.
+ *  - g.parkstate: a state (PARK_STATE bits) and what else may end the
+ *    wait (PARK_CANCEL: pthread_cancel; PARK_INTR: a signal for the
+ *    goroutine). PARK_IDLE -> PARK_WAITING|flags (the waiter, before it
+ *    parks) -> PARK_WOKEN (a waker, holding the queue lock), PARK_TIMEDOUT
+ *    (the waiter's timer), PARK_CANCELED (parkq_cancel, for PARK_CANCEL)
+ *    or PARK_INTERRUPTED (park_interrupt, for PARK_INTR), the last three
+ *    without the lock -> PARK_IDLE (the waiter, awake). Exactly one CAS
+ *    wins, and the winner readies the goroutine; a waker that loses skips
+ *    the waiter that left and wakes the next one, so no wake-up is lost
+ *    to a timeout, a cancel or a signal.
+ *  - A canceller or interrupter that wins readies the goroutine only once
+ *    its commit has finished (g.parkcommitted), as a waker, who needs the
+ *    queue lock, cannot before. A cancellation requested before the wait
+ *    committed is seen by the commit itself, which then vetoes the park.
  *  - The deadline timer is armed on g0 after the goroutine is _Gwaiting
  *    (parkq_commit, as Go's resetForSleep), so it can never ready a
  *    running goroutine.
  *  - park_prepare/park_wait (waits on several wake sources at once: the
- *    netpoller's pollDescs) add PARK_PREPARING(_CANCEL): the goroutine has
- *    published itself to wakers but not parked yet. A waker, timer or
- *    canceller that claims it then does not ready it; park_wait's commit
- *    sees the claim (its CAS to PARK_WAITING fails) and vetoes the park.
+ *    netpoller's pollDescs) add PARK_PREPARING|flags: the goroutine has
+ *    published itself to wakers but not parked yet. A waker, timer,
+ *    canceller or interrupter that claims it then does not ready it;
+ *    park_wait's commit sees the claim (its CAS to PARK_WAITING fails) and
+ *    vetoes the park.
  *  - A waiter leaves parkq_wait only after its timer cannot be running
  *    (timer_stop, then t.running drains), so a late timer never touches
  *    the next wait.
@@ -64,7 +68,7 @@ static void unlink_sudog(struct parkq *q, struct sudog *s)
 static bool park_claim(struct g *gp, uint32_t to)
 {
 	uint32_t s = atomic_load(&gp->parkstate);
-	while (s == PARK_WAITING || s == PARK_WAITING_CANCEL) {
+	while ((s & PARK_STATE) == PARK_WAITING) {
 		if (atomic_compare_exchange_weak(&gp->parkstate, &s, to))
 			return true;
 	}
@@ -72,19 +76,20 @@ static bool park_claim(struct g *gp, uint32_t to)
 }
 
 /* park_claim that also claims a goroutine still preparing its park (which
- * then does not park): true only if the caller must ready it. */
-static bool park_claim_any(struct g *gp, uint32_t to)
+ * then does not park), if its wait has all of the flags need: true only
+ * if the caller must ready it. */
+static bool park_claim_any(struct g *gp, uint32_t need, uint32_t to)
 {
 	uint32_t s = atomic_load(&gp->parkstate);
 	for (;;) {
-		switch (s) {
+		if ((s & need) != need)
+			return false;
+		switch (s & PARK_STATE) {
 		case PARK_PREPARING:
-		case PARK_PREPARING_CANCEL:
 			if (atomic_compare_exchange_weak(&gp->parkstate, &s, to))
 				return false;
 			break;
 		case PARK_WAITING:
-		case PARK_WAITING_CANCEL:
 			if (atomic_compare_exchange_weak(&gp->parkstate, &s, to))
 				return true;
 			break;
@@ -99,24 +104,50 @@ static void parkTimeout(void *arg, uintptr_t seq, int64_t delay)
 	(void)seq;
 	(void)delay;
 	struct g *gp = arg;
-	if (park_claim_any(gp, PARK_TIMEDOUT))
+	if (park_claim_any(gp, 0, PARK_TIMEDOUT))
 		goready(gp);
 }
 
-/* pthread_cancel of a pthread-goroutine: ends its cancellable wait, if it
- * is in one, as a timeout would. */
-bool parkq_cancel(struct g *gp)
+/* Ends gp's wait as to, if the wait has flag (a cancel or a signal may
+ * end it); a parked goroutine is readied once its commit is done. */
+static bool park_end(struct g *gp, uint32_t flag, uint32_t to)
 {
-	uint32_t exp = PARK_PREPARING_CANCEL;
-	if (atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT))
-		return true; /* park_wait's commit sees it */
-	exp = PARK_WAITING_CANCEL;
-	if (!atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT))
-		return false;
+	uint32_t s = atomic_load(&gp->parkstate);
+	for (;;) {
+		if (!(s & flag))
+			return false;
+		uint32_t st = s & PARK_STATE;
+		if (st != PARK_PREPARING && st != PARK_WAITING)
+			return false;
+		if (atomic_compare_exchange_weak(&gp->parkstate, &s, to)) {
+			if (st == PARK_PREPARING)
+				return true; /* its commit sees it, and it runs on */
+			break;
+		}
+	}
 	while (!atomic_load(&gp->parkcommitted))
 		procyield(10);
 	goready(gp);
 	return true;
+}
+
+/* pthread_cancel of a pthread-goroutine: ends its cancellable wait, if it
+ * is in one. */
+bool parkq_cancel(struct g *gp)
+{
+	return park_end(gp, PARK_CANCEL, PARK_CANCELED);
+}
+
+/* pthread_kill of a goroutine: ends its wait with EINTR if a signal may
+ * end it (PARK_INTR) and one its mask lets through is pending for it, so
+ * the handler runs now, in its thread, as it would natively. A stale look
+ * (it took the signal and waits again) ends that wait with nothing to
+ * deliver: the waiter then waits again (park_sigs). */
+bool park_interrupt(struct g *gp)
+{
+	if (!park_sigs(gp))
+		return false;
+	return park_end(gp, PARK_INTR, PARK_INTERRUPTED);
 }
 
 static void park_arm_timer(struct g *gp)
@@ -133,11 +164,11 @@ static void park_arm_timer(struct g *gp)
 }
 
 /* The waiter's side of a wait that stops: its timer cannot fire any more,
- * and it is idle again. True if a waker (not a timeout or a cancel) ended
- * it. */
-static bool park_done(struct g *gp)
+ * and it is idle again. Returns how it ended: 0 (a waker), ETIMEDOUT,
+ * ECANCELED or EINTR. */
+static int park_done(struct g *gp)
 {
-	bool woken = atomic_load(&gp->parkstate) == PARK_WOKEN;
+	uint32_t s = atomic_load(&gp->parkstate) & PARK_STATE;
 	if (gp->parkdeadline) {
 		if (gp->parktimer) {
 			timer_stop(gp->parktimer);
@@ -147,79 +178,92 @@ static bool park_done(struct g *gp)
 		gp->parkdeadline = 0;
 	}
 	atomic_store(&gp->parkstate, PARK_IDLE);
-	return woken;
+	switch (s) {
+	case PARK_WOKEN:
+		return 0;
+	case PARK_TIMEDOUT:
+		return ETIMEDOUT;
+	case PARK_CANCELED:
+		return ECANCELED;
+	case PARK_INTERRUPTED:
+		return EINTR;
+	default:
+		throw("park_done: wait ended in no end state");
+	}
 }
 
 /* Publishes the caller as about to park: from here on park_wake may claim
  * it. deadline: a nanotime, or 0 for none. */
-void park_prepare(int64_t deadline, bool cancelable)
+void park_prepare(int64_t deadline, uint32_t flags)
 {
 	struct g *gp = getg();
 	gp->parkdeadline = deadline;
 	atomic_store(&gp->parkcommitted, false);
-	atomic_store(&gp->parkstate, cancelable ? PARK_PREPARING_CANCEL : PARK_PREPARING);
+	atomic_store(&gp->parkstate, PARK_PREPARING | flags);
 }
 
 /* Takes back a park_prepare that will not park (nothing to wait for). */
 void park_abort(void)
 {
-	park_done(getg());
+	struct g *gp = getg();
+	uint32_t s = atomic_load(&gp->parkstate);
+	/* Claimed meanwhile: by a waker (as good as not parking), or by a
+	 * canceller or a signal, whose end the caller learns elsewhere. */
+	if ((s & PARK_STATE) == PARK_PREPARING)
+		atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_WOKEN);
+	park_done(gp);
 }
 
 /* A waker of a goroutine between park_prepare and park_wait's return:
  * true if it had parked and the caller must ready it. */
 bool park_wake(struct g *gp)
 {
-	return park_claim_any(gp, PARK_WOKEN);
+	return park_claim_any(gp, 0, PARK_WOKEN);
+}
+
+static bool canceled(struct g *gp, uint32_t s)
+{
+	return (s & PARK_CANCEL) && gp->thread && tls_canceled(gp->thread->tp);
 }
 
 static bool park_commit(struct g *gp, void *unused)
 {
 	(void)unused;
 	uint32_t s = atomic_load(&gp->parkstate);
-	if (s == PARK_PREPARING_CANCEL && gp->thread && tls_canceled(gp->thread->tp)) {
-		atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_TIMEDOUT);
+	if ((s & PARK_STATE) != PARK_PREPARING)
+		return false; /* claimed before it parked: it runs on */
+	if (canceled(gp, s)) {
+		atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_CANCELED);
 		return false;
 	}
 	if (gp->parkdeadline)
 		park_arm_timer(gp);
-	/* Before the CAS: once it is PARK_WAITING_CANCEL, a canceller may
-	 * ready it at once. */
+	/* Before the CAS: once it is waiting, a canceller may ready it at
+	 * once. */
 	atomic_store(&gp->parkcommitted, true);
-	uint32_t to = s == PARK_PREPARING_CANCEL ? PARK_WAITING_CANCEL : PARK_WAITING;
 	/* Fails when a waker, the timer or a canceller claimed it first: then
 	 * nobody readies it, and it runs on. */
-	return (s == PARK_PREPARING || s == PARK_PREPARING_CANCEL) &&
-	       atomic_compare_exchange_strong(&gp->parkstate, &s, to);
+	return atomic_compare_exchange_strong(&gp->parkstate, &s,
+	                                      PARK_WAITING | (s & ~PARK_STATE));
 }
 
-/* Parks after park_prepare until a waker, the deadline or (cancelable) a
- * pthread_cancel. Returns 0 if woken, ETIMEDOUT, or ECANCELED. */
+/* Parks after park_prepare until a waker, the deadline, or what the flags
+ * allow. Returns 0 if woken, ETIMEDOUT, ECANCELED or EINTR. */
 int park_wait(enum waitreason reason)
 {
 	struct g *gp = getg();
-	uint32_t s = atomic_load(&gp->parkstate);
-	if (s == PARK_PREPARING || s == PARK_PREPARING_CANCEL)
+	if ((atomic_load(&gp->parkstate) & PARK_STATE) == PARK_PREPARING)
 		gopark(park_commit, NULL, reason);
-	int64_t deadline = gp->parkdeadline;
-	if (park_done(gp))
-		return 0;
-	/* Not woken: the timer, which fires at or after the deadline, or
-	 * else a canceller. */
-	if (deadline && nanotime() >= deadline)
-		return ETIMEDOUT;
-	return ECANCELED;
+	return park_done(gp);
 }
 
 static bool parkq_commit(struct g *gp, void *l)
 {
-	if (atomic_load(&gp->parkstate) == PARK_WAITING_CANCEL && gp->thread &&
-	    tls_canceled(gp->thread->tp)) {
-		uint32_t exp = PARK_WAITING_CANCEL;
-		if (atomic_compare_exchange_strong(&gp->parkstate, &exp, PARK_TIMEDOUT)) {
-			unlock(l);
-			return false; /* cancelled before it parked: run on */
-		}
+	uint32_t s = atomic_load(&gp->parkstate);
+	if ((s & PARK_STATE) == PARK_WAITING && canceled(gp, s) &&
+	    atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_CANCELED)) {
+		unlock(l);
+		return false; /* cancelled before it parked: run on */
 	}
 	if (gp->parkdeadline)
 		park_arm_timer(gp);
@@ -231,15 +275,17 @@ static bool parkq_commit(struct g *gp, void *l)
 bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val)
 {
-	return parkq_wait_then(q, l, deadline, lifo, false, reason, val, NULL, NULL);
+	return parkq_wait_then(q, l, deadline, lifo, 0, reason, val, NULL, NULL) == 0;
 }
 
 /* parkq_wait that calls enqueued(arg) once the goroutine is on the queue,
- * with l still held (a condvar waiter releases the user's mutex there).
- * A cancellable wait also ends, as if timed out, when the goroutine's
- * pthread is cancelled (parkq_cancel). */
-bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, bool cancelable,
-                     enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg)
+ * with l still held (a condvar waiter releases the user's mutex there),
+ * and also ends, without the lock, as flags allow: PARK_CANCEL when the
+ * goroutine's pthread is cancelled (parkq_cancel), PARK_INTR on a signal
+ * for it (park_interrupt). Returns 0 if woken, ETIMEDOUT, ECANCELED or
+ * EINTR. */
+int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, uint32_t flags,
+                    enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg)
 {
 	struct g *gp = getg();
 	struct sudog *s = acquireSudog();
@@ -263,14 +309,14 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	}
 	gp->parkdeadline = deadline;
 	atomic_store(&gp->parkcommitted, false);
-	atomic_store(&gp->parkstate, cancelable ? PARK_WAITING_CANCEL : PARK_WAITING);
+	atomic_store(&gp->parkstate, PARK_WAITING | flags);
 	if (enqueued)
 		enqueued(arg);
 	gopark(parkq_commit, l, reason);
 
-	bool woken = park_done(gp);
+	int ended = park_done(gp);
 	uint32_t linked = SUDOG_LINKED;
-	if (!woken && atomic_compare_exchange_strong(&s->unlinker, &linked, SUDOG_WAITER)) {
+	if (ended && atomic_compare_exchange_strong(&s->unlinker, &linked, SUDOG_WAITER)) {
 		lock(l);
 		unlink_sudog(q, s);
 		unlock(l);
@@ -280,7 +326,7 @@ bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, b
 	s->g = NULL;
 	s->elem = NULL;
 	releaseSudog(s);
-	return woken;
+	return ended;
 }
 
 /* Claims every live waiter of q (its lock held) and returns them linked
@@ -329,7 +375,8 @@ struct g *parkq_wake(struct parkq *q, uintptr_t val)
 		s->elem = (void *)val;
 		if (park_claim(gp, PARK_WOKEN))
 			return gp;
-		/* Timed out: its timer readies it; wake the next one instead. */
+		/* Timed out, cancelled or interrupted: whoever ended its wait
+		 * readies it; wake the next one instead. */
 	}
 	return NULL;
 }

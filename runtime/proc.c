@@ -116,7 +116,6 @@ static uint64_t initial_mask; /* the loading thread's, for goroutines g0 starts 
  * natively. main, locked to its M, always has its own mask there. */
 static _Atomic bool masks_used;
 static _Atomic uint32_t mask_epoch; /* bumped by sigmask_used; Ms ack in m.mask_epoch */
-#define SIGBIT(s) (UINT64_C(1) << ((s) - 1))
 #define SIG_NEVER_BLOCKED (SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(32) | SIGBIT(33))
 #define SIG_SYNCHRONOUS                                                                    \
 	(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP) | \
@@ -219,39 +218,73 @@ static void tgkill_raw(pid_t tid, int sig)
 	syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), tid, sig);
 }
 
+/* The action for sig: SIG_DFL, SIG_IGN or a handler (raw: the runtime
+ * never calls the interposed sigaction). */
+static void *sig_handler(int sig)
+{
+	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } ka;
+	if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(uint64_t)) != 0)
+		return SIG_IGN;
+	return ka.handler;
+}
+
 /* Does sig, unhandled, end or stop the process (its default action)? */
 static bool sig_default_acts(int sig)
 {
 	if (sig == SIGKILL || sig == SIGSTOP)
 		return true;
-	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } ka;
-	if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(uint64_t)) != 0 || ka.handler != SIG_DFL)
+	if (sig_handler(sig) != SIG_DFL)
 		return false;
 	return sig != SIGCHLD && sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
 }
 
-void goroutine_kill(struct g *gp, int sig)
+/* Would sig, let through, be thrown away (ignored, by the program or by
+ * default)? As the kernel's sig_ignored, which keeps a blocked one. */
+static bool sig_discarded(int sig)
+{
+	void *h = sig_handler(sig);
+	return h == SIG_IGN ||
+	       (h == SIG_DFL && (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT));
+}
+
+/* pthread_kill of gp (no runtime entry: it may come from a signal
+ * handler). True when the signal stays pending for gp and its mask lets
+ * it through: the caller may end gp's wait (park_interrupt) so that the
+ * handler runs now. */
+bool goroutine_kill(struct g *gp, int sig)
 {
 	uint64_t bit = SIGBIT(sig);
-	if (!(gp->sigmask & bit) && sig_default_acts(sig)) {
+	bool blocked = gp->sigmask & bit;
+	if (!blocked && sig_default_acts(sig)) {
 		/* It ends (or stops) the whole process now, whichever thread
 		 * takes it: take it here, unblocked for the moment. */
 		uint64_t one = bit, old;
 		syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &one, &old, sizeof one);
 		tgkill_raw((pid_t)syscall(SYS_gettid), sig);
 		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof old);
-		return;
+		return false;
 	}
+	if (!blocked && sig_discarded(sig))
+		return false;
 	atomic_fetch_or(&gp->sigpending, bit);
 	uint32_t st = readgstatus(gp);
 	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
 	if ((st != _Grunning && st != _Gsyscall) || !mp || mp->curg != gp)
-		return;
-	if ((gp->sigmask & bit) && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
-		return; /* blocked: it stays the goroutine's, wherever it runs next,
-		         * unless its system call takes it (sigwait, sigsuspend) */
+		return !blocked;
+	if (blocked && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
+		return false; /* blocked: it stays the goroutine's, wherever it runs
+		               * next, unless its system call takes it (sigwait,
+		               * sigsuspend) */
 	if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
 		tgkill_raw(mp->procid, sig);
+	return false;
+}
+
+/* Signals pending for gp that its mask lets through: what ends a wait
+ * that a signal may end (PARK_INTR). */
+uint64_t park_sigs(struct g *gp)
+{
+	return atomic_load(&gp->sigpending) & ~gp->sigmask;
 }
 
 /* Raises the calling goroutine's pending signals on its M: those its mask

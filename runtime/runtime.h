@@ -405,6 +405,7 @@ int procresize_set(int32_t n);
 /* Signal masks (proc.c): each goroutine has its own, which its M takes
  * while it runs. sigmask_fix drops what the kernel or glibc never lets a
  * thread block (SIGKILL, SIGSTOP, glibc's SIGCANCEL and SIGSETXID). */
+#define SIGBIT(s) (UINT64_C(1) << ((s) - 1)) /* sig in a kernel sigset */
 uint64_t sigmask_fix(uint64_t mask);
 void sigmask_apply(struct m *mp, uint64_t mask);
 void goroutine_setmask(struct g *gp, uint64_t mask);
@@ -413,7 +414,8 @@ void goroutine_setmask(struct g *gp, uint64_t mask);
 void sigprocmask_raw(int how, const sigset_t *set, sigset_t *old);
 /* pthread_kill of another goroutine (the caller holds a P), and the
  * delivery of what is pending for the calling one (in foreign code). */
-void goroutine_kill(struct g *gp, int sig);
+bool goroutine_kill(struct g *gp, int sig);
+uint64_t park_sigs(struct g *gp);
 void sigpending_deliver(uint64_t also);
 
 /* fork (proc.c): around glibc's fork, from its pthread_atfork handlers. */
@@ -570,7 +572,7 @@ int netpollarm(struct pollDesc *pd, struct pollWaiter *w, uint32_t mode, const u
 void netpolldisarm(struct pollDesc *pd, struct pollWaiter *w);
 int netpollpark(void);
 int netpollwait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline,
-                bool cancelable);
+                uint32_t flags);
 static inline uint32_t pd_seq(struct pollDesc *pd, uint32_t mode)
 {
 	return atomic_load(mode == POLL_R ? &pd->rseq : &pd->wseq);
@@ -619,19 +621,24 @@ extern bool debug_exitstats;
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
 enum { SUDOG_LINKED, SUDOG_WAKER, SUDOG_WAITER }; /* sudog.unlinker */
-enum { PARK_IDLE, PARK_WAITING, PARK_WAITING_CANCEL, PARK_WOKEN, PARK_TIMEDOUT,
-       PARK_PREPARING, PARK_PREPARING_CANCEL,
+/* g.parkstate: a state, and flags saying what else may end the wait. */
+enum { PARK_IDLE, PARK_WAITING, PARK_WOKEN, PARK_TIMEDOUT, PARK_CANCELED, PARK_INTERRUPTED,
+       PARK_PREPARING,
        PARK_GONE /* forkgone: no claim succeeds */ };
+#define PARK_STATE 0xfu
+#define PARK_CANCEL 0x10u /* pthread_cancel ends it (ECANCELED) */
+#define PARK_INTR 0x20u   /* a signal for the goroutine ends it (EINTR) */
 bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val);
-bool parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, bool cancelable,
-                     enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg);
+int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, uint32_t flags,
+                    enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg);
 bool parkq_cancel(struct g *gp);
+bool park_interrupt(struct g *gp);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
 void parkq_wake_all(struct parkq *q, mutex_t *l);
 struct g *parkq_wake_all_locked(struct parkq *q);
 void goready_list(struct g *first);
-void park_prepare(int64_t deadline, bool cancelable);
+void park_prepare(int64_t deadline, uint32_t flags);
 bool park_wake(struct g *gp);
 int park_wait(enum waitreason reason);
 void park_abort(void);

@@ -350,16 +350,17 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable,
 		th->joining = true;
 		if (self)
 			self->joining_target = th;
-		bool woken = parkq_wait_then(&th->joinq, &th->lock, deadline, false, cancelable,
-		                             waitReasonThreadJoin, NULL, NULL, NULL);
+		int ended = parkq_wait_then(&th->joinq, &th->lock, deadline, false,
+		                            cancelable ? PARK_CANCEL : 0, waitReasonThreadJoin,
+		                            NULL, NULL, NULL);
 		if (self)
 			self->joining_target = NULL;
 		lock(&th->lock);
 		th->joining = false;
-		if (!woken && !(atomic_load(&th->state) & THREAD_EXITED)) {
+		if (ended && !(atomic_load(&th->state) & THREAD_EXITED)) {
 			unlock(&th->lock);
-			/* Not a timeout: pthread_cancel ended the wait. */
-			return deadline && nanotime() >= deadline ? ETIMEDOUT : EINTR;
+			/* EINTR: pthread_cancel ended the wait. */
+			return ended == ETIMEDOUT ? ETIMEDOUT : EINTR;
 		}
 	}
 	if (ret)

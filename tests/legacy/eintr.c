@@ -1,0 +1,386 @@
+/* A signal sent with pthread_kill to a thread blocked in a call: its
+ * handler runs in that thread during the call, and the call then fails
+ * with EINTR or goes on, as signal(7) says for each call: read, write,
+ * recv, accept and sem_wait go on under SA_RESTART unless the socket has a
+ * timeout; poll, select, epoll_wait, sleeps and sem_timedwait always fail;
+ * pthread_cond_wait never does. Preloaded, the blocked threads are parked
+ * goroutines with no OS thread to interrupt.
+ *
+ * The signal is sent again until the call has returned (or, for the calls
+ * that go on, until the handler ran), so a signal that arrives before the
+ * thread entered its call cannot hang the test. */
+#include "legacy.h"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+
+static volatile sig_atomic_t hit;
+static pthread_t hit_in;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	hit_in = pthread_self();
+	hit = 1;
+}
+
+static void handler(int flags)
+{
+	struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = flags};
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+}
+
+/* The objects the calls block on, made afresh for each case. */
+static int pipefd[2], sockpair[2], listener, epfd;
+static struct sockaddr_in listen_addr;
+static sem_t sem;
+static pthread_mutex_t cm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int cond_release;
+
+static void make_objects(void)
+{
+	CHECK(pipe(pipefd) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sockpair) == 0);
+	listener = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(listener >= 0);
+	listen_addr.sin_family = AF_INET;
+	listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	listen_addr.sin_port = 0;
+	CHECK(bind(listener, (struct sockaddr *)&listen_addr, sizeof listen_addr) == 0);
+	socklen_t len = sizeof listen_addr;
+	CHECK(getsockname(listener, (struct sockaddr *)&listen_addr, &len) == 0);
+	CHECK(listen(listener, 4) == 0);
+	epfd = epoll_create1(0);
+	CHECK(epfd >= 0);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = pipefd[0]};
+	CHECK(epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &ev) == 0);
+	CHECK(sem_init(&sem, 0, 0) == 0);
+	cond_release = 0;
+}
+
+static void free_objects(void)
+{
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(sockpair[0]);
+	close(sockpair[1]);
+	close(listener);
+	close(epfd);
+	sem_destroy(&sem);
+}
+
+static struct timespec in_seconds(clockid_t c, int s)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	ts.tv_sec += s;
+	return ts;
+}
+
+/* ---- the calls: each returns its result, errno as it left it ---------- */
+
+static long c_read(void)
+{
+	char b;
+	return read(pipefd[0], &b, 1);
+}
+
+static long c_write_full(void)
+{
+	/* Fill the pipe without blocking, then block in write. */
+	int fl = fcntl(pipefd[1], F_GETFL);
+	CHECK(fcntl(pipefd[1], F_SETFL, fl | O_NONBLOCK) == 0);
+	static char chunk[4096];
+	while (write(pipefd[1], chunk, sizeof chunk) > 0)
+		;
+	CHECK(errno == EAGAIN);
+	CHECK(fcntl(pipefd[1], F_SETFL, fl) == 0);
+	return write(pipefd[1], chunk, sizeof chunk);
+}
+
+static long c_recv(void)
+{
+	char b;
+	return recv(sockpair[0], &b, 1, 0);
+}
+
+static long c_recv_timeo(void)
+{
+	struct timeval tv = {30, 0};
+	CHECK(setsockopt(sockpair[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+	char b;
+	return recv(sockpair[0], &b, 1, 0);
+}
+
+static long c_accept(void)
+{
+	int fd = accept(listener, NULL, NULL);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return fd;
+}
+
+static long c_poll(void)
+{
+	struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
+	return poll(&p, 1, -1);
+}
+
+static long c_select(void)
+{
+	fd_set r;
+	FD_ZERO(&r);
+	FD_SET(pipefd[0], &r);
+	return select(pipefd[0] + 1, &r, NULL, NULL, NULL);
+}
+
+static long c_epoll(void)
+{
+	struct epoll_event ev;
+	return epoll_wait(epfd, &ev, 1, -1);
+}
+
+static long c_nanosleep(void)
+{
+	struct timespec req = {30, 0}, rem = {-1, -1};
+	int r = nanosleep(&req, &rem);
+	int e = errno;
+	if (r == -1 && (rem.tv_sec < 0 || rem.tv_sec > 30 || rem.tv_nsec < 0 ||
+	                rem.tv_nsec >= 1000000000L || (rem.tv_sec == 0 && rem.tv_nsec == 0)))
+		FAIL("nanosleep: the time left is not within the request");
+	errno = e;
+	return r;
+}
+
+static long c_clock_nanosleep_abs(void)
+{
+	struct timespec t = in_seconds(CLOCK_MONOTONIC, 30);
+	int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL);
+	errno = r;
+	return r ? -1 : 0;
+}
+
+static long c_sleep(void)
+{
+	unsigned left = sleep(30);
+	if (left < 1 || left > 30)
+		FAIL("sleep returned %u, want the seconds left (1 to 30)", left);
+	errno = EINTR;
+	return -1; /* as the others say it: interrupted */
+}
+
+static long c_sem_wait(void)
+{
+	return sem_wait(&sem);
+}
+
+static long c_sem_timedwait(void)
+{
+	struct timespec t = in_seconds(CLOCK_REALTIME, 30);
+	return sem_timedwait(&sem, &t);
+}
+
+static long c_cond_wait(void)
+{
+	pthread_mutex_lock(&cm);
+	while (!cond_release)
+		CHECK0(pthread_cond_wait(&cv, &cm));
+	pthread_mutex_unlock(&cm);
+	return 0;
+}
+
+/* ---- what lets a call that went on return ----------------------------- */
+
+static void feed_pipe(void)
+{
+	CHECK(write(pipefd[1], "x", 1) == 1);
+}
+
+static void feed_sock(void)
+{
+	CHECK(write(sockpair[1], "x", 1) == 1);
+}
+
+static void feed_connect(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(fd >= 0);
+	CHECK(connect(fd, (struct sockaddr *)&listen_addr, sizeof listen_addr) == 0);
+	close(fd);
+}
+
+static void feed_sem(void)
+{
+	CHECK(sem_post(&sem) == 0);
+}
+
+static void feed_cond(void)
+{
+	pthread_mutex_lock(&cm);
+	cond_release = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&cm);
+}
+
+static void feed_drain_pipe(void)
+{
+	static char buf[65536];
+	int fl = fcntl(pipefd[0], F_GETFL);
+	CHECK(fcntl(pipefd[0], F_SETFL, fl | O_NONBLOCK) == 0);
+	while (read(pipefd[0], buf, sizeof buf) > 0)
+		;
+	CHECK(fcntl(pipefd[0], F_SETFL, fl) == 0);
+}
+
+/* ---- the harness ------------------------------------------------------ */
+
+struct tcase {
+	const char *name;
+	long (*call)(void);
+	void (*feed)(void); /* lets it return once it went on */
+};
+
+static struct tcase *cur;
+static volatile int entered, done;
+static long result;
+static int result_errno;
+static int hit_before_return;
+
+static void *blocked_thread(void *arg)
+{
+	(void)arg;
+	entered = 1;
+	long r = cur->call();
+	int e = errno;
+	hit_before_return = hit && pthread_equal(hit_in, pthread_self());
+	result = r;
+	result_errno = e;
+	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Waits up to ms for *flag; true if it was set. */
+static int wait_for(volatile int *flag, int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+			return 1;
+		usleep(1000);
+	}
+	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+/* Sends SIGUSR1 until the thread returned (goes_on == 0) or the handler
+ * ran in it (goes_on): the first signal may come before it blocked. */
+static void kill_until(pthread_t t, int goes_on)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		CHECK0(pthread_kill(t, SIGUSR1));
+		if (goes_on) {
+			for (int i = 0; i < 200 && !hit; i++)
+				usleep(1000);
+			if (hit)
+				return;
+		} else if (wait_for(&done, 200)) {
+			return;
+		}
+	}
+	FAIL("%s: no effect of 50 signals", cur->name);
+}
+
+static void run(struct tcase *c, int restart)
+{
+	const char *how = restart ? "SA_RESTART" : "no SA_RESTART";
+	cur = c;
+	make_objects();
+	hit = 0;
+	entered = done = 0;
+	pthread_t t;
+	CHECK0(pthread_create(&t, NULL, blocked_thread, NULL));
+	while (!entered)
+		sched_yield();
+	usleep(20000); /* into its call, most likely */
+	if (restart && c->feed) {
+		kill_until(t, 1);
+		if (wait_for(&done, 100))
+			FAIL("%s, %s: returned %ld %s after the handler; it should go on", c->name,
+			     how, result, ename(result_errno));
+		if (!pthread_equal(hit_in, t))
+			FAIL("%s, %s: the handler ran in another thread", c->name, how);
+		c->feed();
+		CHECK0(pthread_join(t, NULL));
+		if (result < 0)
+			FAIL("%s, %s: returned %ld %s once fed", c->name, how, result,
+			     ename(result_errno));
+		printf("%s, %s: the handler ran in the thread, and the call went on\n", c->name, how);
+	} else {
+		kill_until(t, 0);
+		CHECK0(pthread_join(t, NULL));
+		if (!hit_before_return)
+			FAIL("%s, %s: returned %ld %s, the handler did not run in the thread first",
+			     c->name, how, result, ename(result_errno));
+		printf("%s, %s: the handler ran in the thread, then %ld %s\n", c->name, how, result,
+		       result < 0 ? ename(result_errno) : "");
+	}
+	free_objects();
+}
+
+int main(void)
+{
+	legacy_start();
+	struct tcase fails[] = {
+		{"read of a pipe", c_read, NULL},
+		{"write to a full pipe", c_write_full, NULL},
+		{"recv", c_recv, NULL},
+		{"recv with SO_RCVTIMEO", c_recv_timeo, NULL},
+		{"accept", c_accept, NULL},
+		{"poll", c_poll, NULL},
+		{"select", c_select, NULL},
+		{"epoll_wait", c_epoll, NULL},
+		{"nanosleep", c_nanosleep, NULL},
+		{"clock_nanosleep TIMER_ABSTIME", c_clock_nanosleep_abs, NULL},
+		{"sleep", c_sleep, NULL},
+		{"sem_wait", c_sem_wait, NULL},
+		{"sem_timedwait", c_sem_timedwait, NULL},
+	};
+	handler(0);
+	for (size_t i = 0; i < sizeof fails / sizeof *fails; i++)
+		run(&fails[i], 0);
+
+	/* SA_RESTART: these go on (fed afterwards so that they return)... */
+	struct tcase goes_on[] = {
+		{"read of a pipe", c_read, feed_pipe},
+		{"write to a full pipe", c_write_full, feed_drain_pipe},
+		{"recv", c_recv, feed_sock},
+		{"accept", c_accept, feed_connect},
+		{"sem_wait", c_sem_wait, feed_sem},
+		/* ...and a condvar wait is never interrupted, with or without. */
+		{"pthread_cond_wait", c_cond_wait, feed_cond},
+	};
+	handler(SA_RESTART);
+	for (size_t i = 0; i < sizeof goes_on / sizeof *goes_on; i++)
+		run(&goes_on[i], 1);
+	/* ...and these fail all the same. */
+	struct tcase still_fail[] = {
+		{"recv with SO_RCVTIMEO", c_recv_timeo, NULL},
+		{"poll", c_poll, NULL},
+		{"select", c_select, NULL},
+		{"epoll_wait", c_epoll, NULL},
+		{"nanosleep", c_nanosleep, NULL},
+		{"sem_timedwait", c_sem_timedwait, NULL},
+	};
+	for (size_t i = 0; i < sizeof still_fail / sizeof *still_fail; i++)
+		run(&still_fail[i], 1);
+	printf("eintr: all checks passed\n");
+	return 0;
+}
