@@ -215,6 +215,16 @@ static inline void interpose_leave(void)
  * (and the call has no timeout: the caller's part). */
 bool sigs_restart(uint64_t sigs);
 
+/* A wait that a signal for the goroutine ended (EINTR of a PARK_INTR
+ * wait) and that goes on, as glibc's futex wait does after the handler:
+ * leaves the runtime, so that the handler runs in the thread, and comes
+ * back. */
+static inline void interpose_run_handlers(void)
+{
+	interpose_leave();
+	interpose_enter();
+}
+
 /* interpose/io.c: around a call that may block in the kernel (its P is
  * handed off meanwhile); sys_begin is NULL when the runtime may not be
  * entered here, and sys_end(NULL) does nothing. */

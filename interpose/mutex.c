@@ -135,8 +135,8 @@ static inline int acquired(pthread_mutex_t *m, int id)
 	return 0;
 }
 
-/* Blocks until the lock is ours or the deadline passes. The caller holds
- * a P. */
+/* Blocks until the lock is ours or the deadline passes; a signal's
+ * handler runs meanwhile, in the thread. The caller holds a P. */
 static int lock_slow(pthread_mutex_t *m, int64_t deadline)
 {
 	bool requeue = false;
@@ -153,10 +153,13 @@ static int lock_slow(pthread_mutex_t *m, int64_t deadline)
 			unlock(M_QLOCK(m));
 			return 0;
 		}
-		if (!parkq_wait(M_QUEUE(m), M_QLOCK(m), deadline, requeue, waitReasonSyncMutexLock, NULL) &&
-		    deadline && nanotime() >= deadline)
+		int ended = parkq_wait_then(M_QUEUE(m), M_QLOCK(m), deadline, requeue, PARK_INTR,
+		                            waitReasonSyncMutexLock, NULL, NULL, NULL);
+		if (ended == ETIMEDOUT)
 			return ETIMEDOUT;
-		requeue = true;
+		if (ended == EINTR)
+			interpose_run_handlers(); /* then queues again, at the tail */
+		requeue = ended == 0;
 	}
 }
 

@@ -108,7 +108,10 @@ static int lock_slow(struct grwlock *l, bool writer, int id, clockid_t c,
 	for (;;) {
 		if (writer ? try_write(l, id) : try_read(l))
 			break;
-		parkq_wait(&l->q, &l->lock, deadline, requeue, waitReasonSyncRWMutexLock, NULL);
+		int ended = parkq_wait_then(&l->q, &l->lock, deadline, requeue, PARK_INTR,
+		                            waitReasonSyncRWMutexLock, NULL, NULL, NULL);
+		if (ended == EINTR)
+			interpose_run_handlers(); /* a signal's, in the thread */
 		lock(&l->lock);
 		if (deadline && nanotime() >= deadline) {
 			if (!(writer ? try_write(l, id) : try_read(l)))

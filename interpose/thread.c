@@ -72,15 +72,18 @@ static int join(pthread_t t, void **ret, bool try, clockid_t c, const struct tim
 	int err = thread_join(th, 0, true, false, ret);
 	if (err == EBUSY && !try) {
 		int64_t deadline = 0;
+		err = 0;
 		if (abstime)
 			deadline = deadline_from(c, abstime, &err);
-		while (!abstime || !err) {
+		while (!err) {
 			err = thread_join(th, deadline, false, cancelable, ret);
 			if (err != EINTR)
 				break;
+			/* A signal's handler runs, or the cancel acts. */
 			interpose_leave();
 			pthread_testcancel();
 			interpose_enter();
+			err = 0;
 		}
 	}
 	interpose_leave();

@@ -314,8 +314,8 @@ nomem:
 
 /* Waits until th has exited or the deadline (nanotime, 0 for none)
  * passes: 0, ETIMEDOUT, EBUSY (try, not exited), EINVAL, EDEADLK, or
- * EINTR when a cancellable wait was ended by pthread_cancel. The caller
- * holds a P. */
+ * EINTR when pthread_cancel (a cancellable wait) or a signal for the
+ * caller ended the wait. The caller holds a P. */
 int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable, void **ret)
 {
 	struct gthread *self = thread_self();
@@ -351,15 +351,17 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable,
 		if (self)
 			self->joining_target = th;
 		int ended = parkq_wait_then(&th->joinq, &th->lock, deadline, false,
-		                            cancelable ? PARK_CANCEL : 0, waitReasonThreadJoin,
-		                            NULL, NULL, NULL);
+		                            (cancelable ? PARK_CANCEL : 0) | PARK_INTR,
+		                            waitReasonThreadJoin, NULL, NULL, NULL);
 		if (self)
 			self->joining_target = NULL;
 		lock(&th->lock);
 		th->joining = false;
 		if (ended && !(atomic_load(&th->state) & THREAD_EXITED)) {
 			unlock(&th->lock);
-			/* EINTR: pthread_cancel ended the wait. */
+			/* EINTR: pthread_cancel or a signal ended the wait;
+			 * the caller runs the handler, acts on the cancel or
+			 * joins again. */
 			return ended == ETIMEDOUT ? ETIMEDOUT : EINTR;
 		}
 	}

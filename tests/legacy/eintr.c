@@ -3,8 +3,9 @@
  * with EINTR or goes on, as signal(7) says for each call: read, write,
  * recv, accept and sem_wait go on under SA_RESTART unless the socket has a
  * timeout; poll, select, epoll_wait, sleeps and sem_timedwait always fail;
- * pthread_cond_wait never does. Preloaded, the blocked threads are parked
- * goroutines with no OS thread to interrupt.
+ * pthread_cond_wait, the mutex and rwlock locks and pthread_join never do.
+ * Preloaded, the blocked threads are parked goroutines with no OS thread
+ * to interrupt.
  *
  * The signal is sent again until the call has returned (or, for the calls
  * that go on, until the handler ran), so a signal that arrives before the
@@ -44,6 +45,18 @@ static sem_t sem;
 static pthread_mutex_t cm = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int cond_release;
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+static int held_by_main; /* held and rw */
+static pthread_t joined;
+static volatile int joined_release;
+
+static void *joined_thread(void *arg)
+{
+	while (!joined_release)
+		usleep(1000);
+	return arg;
+}
 
 static void make_objects(void)
 {
@@ -64,6 +77,11 @@ static void make_objects(void)
 	CHECK(epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &ev) == 0);
 	CHECK(sem_init(&sem, 0, 0) == 0);
 	cond_release = 0;
+	CHECK0(pthread_mutex_lock(&held));
+	CHECK0(pthread_rwlock_wrlock(&rw));
+	held_by_main = 1;
+	joined_release = 0;
+	CHECK0(pthread_create(&joined, NULL, joined_thread, NULL));
 }
 
 static void free_objects(void)
@@ -75,6 +93,13 @@ static void free_objects(void)
 	close(listener);
 	close(epfd);
 	sem_destroy(&sem);
+	if (held_by_main) {
+		CHECK0(pthread_mutex_unlock(&held));
+		CHECK0(pthread_rwlock_unlock(&rw));
+	}
+	joined_release = 1;
+	if (joined)
+		CHECK0(pthread_join(joined, NULL));
 }
 
 static struct timespec in_seconds(clockid_t c, int s)
@@ -199,6 +224,35 @@ static long c_cond_wait(void)
 	return 0;
 }
 
+static long c_mutex_lock(void)
+{
+	CHECK0(pthread_mutex_lock(&held));
+	CHECK0(pthread_mutex_unlock(&held));
+	return 0;
+}
+
+static long c_rdlock(void)
+{
+	CHECK0(pthread_rwlock_rdlock(&rw));
+	CHECK0(pthread_rwlock_unlock(&rw));
+	return 0;
+}
+
+static long c_wrlock(void)
+{
+	CHECK0(pthread_rwlock_wrlock(&rw));
+	CHECK0(pthread_rwlock_unlock(&rw));
+	return 0;
+}
+
+static long c_timedjoin(void)
+{
+	struct timespec t = in_seconds(CLOCK_REALTIME, 30);
+	CHECK0(pthread_timedjoin_np(joined, NULL, &t));
+	joined = 0;
+	return 0;
+}
+
 /* ---- what lets a call that went on return ----------------------------- */
 
 static void feed_pipe(void)
@@ -230,6 +284,18 @@ static void feed_cond(void)
 	cond_release = 1;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&cm);
+}
+
+static void feed_locks(void)
+{
+	CHECK0(pthread_mutex_unlock(&held));
+	CHECK0(pthread_rwlock_unlock(&rw));
+	held_by_main = 0;
+}
+
+static void feed_join(void)
+{
+	joined_release = 1;
 }
 
 static void feed_drain_pipe(void)
@@ -298,9 +364,11 @@ static void kill_until(pthread_t t, int goes_on)
 	FAIL("%s: no effect of 50 signals", cur->name);
 }
 
-static void run(struct tcase *c, int restart)
+/* A call with feed goes on after the handler (feed lets it return); one
+ * without fails. */
+static void run(struct tcase *c, int sa_flags)
 {
-	const char *how = restart ? "SA_RESTART" : "no SA_RESTART";
+	const char *how = sa_flags ? "SA_RESTART" : "no SA_RESTART";
 	cur = c;
 	make_objects();
 	hit = 0;
@@ -310,7 +378,7 @@ static void run(struct tcase *c, int restart)
 	while (!entered)
 		sched_yield();
 	usleep(20000); /* into its call, most likely */
-	if (restart && c->feed) {
+	if (c->feed) {
 		kill_until(t, 1);
 		if (wait_for(&done, 100))
 			FAIL("%s, %s: returned %ld %s after the handler; it should go on", c->name,
@@ -356,6 +424,16 @@ int main(void)
 	handler(0);
 	for (size_t i = 0; i < sizeof fails / sizeof *fails; i++)
 		run(&fails[i], 0);
+	/* These never fail with EINTR: the handler runs during the wait. */
+	struct tcase never[] = {
+		{"pthread_cond_wait", c_cond_wait, feed_cond},
+		{"pthread_mutex_lock", c_mutex_lock, feed_locks},
+		{"pthread_rwlock_rdlock", c_rdlock, feed_locks},
+		{"pthread_rwlock_wrlock", c_wrlock, feed_locks},
+		{"pthread_timedjoin_np", c_timedjoin, feed_join},
+	};
+	for (size_t i = 0; i < sizeof never / sizeof *never; i++)
+		run(&never[i], 0);
 
 	/* SA_RESTART: these go on (fed afterwards so that they return)... */
 	struct tcase goes_on[] = {
@@ -364,12 +442,10 @@ int main(void)
 		{"recv", c_recv, feed_sock},
 		{"accept", c_accept, feed_connect},
 		{"sem_wait", c_sem_wait, feed_sem},
-		/* ...and a condvar wait is never interrupted, with or without. */
-		{"pthread_cond_wait", c_cond_wait, feed_cond},
 	};
 	handler(SA_RESTART);
 	for (size_t i = 0; i < sizeof goes_on / sizeof *goes_on; i++)
-		run(&goes_on[i], 1);
+		run(&goes_on[i], SA_RESTART);
 	/* ...and these fail all the same. */
 	struct tcase still_fail[] = {
 		{"recv with SO_RCVTIMEO", c_recv_timeo, NULL},
@@ -380,7 +456,7 @@ int main(void)
 		{"sem_timedwait", c_sem_timedwait, NULL},
 	};
 	for (size_t i = 0; i < sizeof still_fail / sizeof *still_fail; i++)
-		run(&still_fail[i], 1);
+		run(&still_fail[i], SA_RESTART);
 	printf("eintr: all checks passed\n");
 	return 0;
 }
