@@ -256,9 +256,16 @@ static inline bool cancel_enabled(void)
 	return old == PTHREAD_CANCEL_ENABLE;
 }
 
-/* Owner id of the calling thread for the interposed locks (never 0). */
+/* Owner id of the calling thread for the interposed locks (never 0): a
+ * thread's tid (made up for a pthread-goroutine), or for a go() goroutine,
+ * which runs on its M's identity and shares its tid with every other one
+ * there, one of its own from its goid, above the made-up tids (from
+ * 0x20000000) and below the special owners at INT_MAX. */
 static inline int self_id(void)
 {
+	struct g *gp = getg();
+	if (gp && !gp->thread && !gp->adopted && gp->m && gp != gp->m->g0)
+		return 0x40000000 + (int)((uint64_t)gp->goid % 0x3ffffff0u);
 	return tls_self_tid();
 }
 

@@ -6,8 +6,9 @@
  *   __lock   0 unlocked, 1 locked, 2 locked and maybe waiters (Go's
  *            lock_futex.go states)
  *   __count  recursion depth (recursive type)
- *   __owner  owner id (tls_self_tid: the thread's tid, made up for a
- *            pthread-goroutine); kept for every type, as glibc does
+ *   __owner  owner id (self_id: the thread's tid, made up for a
+ *            pthread-goroutine, or a go() goroutine's own); kept for every
+ *            type, as glibc does
  *   __nusers the runtime mutex_t guarding the wait queue
  *   __kind   glibc's type bits, set by glibc's pthread_mutex_init
  *   __list   the wait queue (struct parkq)
