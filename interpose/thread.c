@@ -29,6 +29,11 @@ static int attr_read(const pthread_attr_t *attr, struct thread_attr *a)
 		return EINVAL;
 	a->detached = ds == PTHREAD_CREATE_DETACHED;
 	a->guardsize = guard;
+	sigset_t set;
+	if (pthread_attr_getsigmask_np(attr, &set) == 0) {
+		a->has_sigmask = true;
+		memcpy(&a->sigmask, &set, sizeof a->sigmask);
+	}
 	a->stacksize = size == thread_default_stacksize() ? 0 : size;
 	/* glibc keeps the top of a user stack and reports top - size: without
 	 * one (top NULL) that wraps to exactly 0. */

@@ -706,7 +706,7 @@ struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int 
  * and its identity (tls, 0 for none) are the thread record's. gp is new
  * (_Gidle) or dead. */
 void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack_top,
-                    uintptr_t tls, uintptr_t callerpc)
+                    uintptr_t tls, uintptr_t callerpc, const uint64_t *sigmask)
 {
 	struct g *curg = getg();
 	struct p *pp = curg->m->p;
@@ -715,6 +715,11 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 		allgadd(gp);
 	}
 	newg_init(pp, curg, gp, fn, arg, callerpc, stack_top, tls);
+	if (sigmask) { /* the attribute's, not the creator's */
+		gp->sigmask = sigmask_fix(*sigmask);
+		if (gp->sigmask != initial_mask && !atomic_load(&masks_used))
+			sigmask_used();
+	}
 	casgstatus(gp, _Gdead, _Grunnable);
 	runqput(pp, gp, true);
 	sysmon_ensure();

@@ -668,9 +668,10 @@ void *tls_cleanup_jmp_buf_slot(void);
 bool tls_canceled(uintptr_t tp);
 void tls_wrap_setxid(void);
 
-/* proc.c: starts gp (new or dead) as a pthread-goroutine. */
+/* proc.c: starts gp (new or dead) as a pthread-goroutine, with the
+ * creator's signal mask or sigmask. */
 void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack_top,
-                    uintptr_t tls, uintptr_t callerpc);
+                    uintptr_t tls, uintptr_t callerpc, const uint64_t *sigmask);
 /* thread.c: on g0, after gp (a pthread-goroutine) exited. */
 void thread_gone(struct g *gp);
 

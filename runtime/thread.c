@@ -302,7 +302,8 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
 	live_threads++;
 	unlock(&livelock);
 	*out = (pthread_t)tls_pthread_of(th->tp);
-	newproc_thread(gp, thread_main, th, gp->stack.hi, th->tp, pc);
+	newproc_thread(gp, thread_main, th, gp->stack.hi, th->tp, pc,
+	               a->has_sigmask ? &a->sigmask : NULL);
 	return 0;
 nomem:
 	if (mem.size)

@@ -42,6 +42,8 @@ struct thread_attr {
 	void *stackaddr;          /* lowest address of a user stack, or NULL */
 	size_t guardsize;
 	bool detached;
+	bool has_sigmask;         /* pthread_attr_setsigmask_np: its mask, */
+	uint64_t sigmask;         /* else the creator's */
 };
 
 /* Set by interpose/: releases the robust mutexes an ending thread holds. */

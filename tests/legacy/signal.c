@@ -45,6 +45,13 @@ static void *mask_thread(void *arg)
 	return NULL;
 }
 
+static void *attr_mask_thread(void *arg)
+{
+	printf("a thread made with pthread_attr_setsigmask_np(SIGUSR2) by one blocking SIGUSR1: "
+	       "SIGUSR1 blocked %d, SIGUSR2 blocked %d\n", blocked(SIGUSR1), blocked(SIGUSR2));
+	return arg;
+}
+
 static void t_masks(void)
 {
 	pthread_t t[8];
@@ -70,6 +77,19 @@ static void t_masks(void)
 	       blocked(SIGKILL), blocked(SIGSTOP), blocked(SIGTERM));
 	CHECK0(sigprocmask(SIG_SETMASK, &old, NULL));
 	CHECK(!blocked(SIGTERM));
+
+	/* pthread_attr_setsigmask_np: the attribute's mask, not the creator's. */
+	pthread_attr_t a;
+	CHECK0(pthread_attr_init(&a));
+	s = just(SIGUSR2);
+	CHECK0(pthread_attr_setsigmask_np(&a, &s));
+	sigset_t usr1 = just(SIGUSR1);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &usr1, NULL)); /* the creator's, not passed on */
+	pthread_t at;
+	CHECK0(pthread_create(&at, &a, attr_mask_thread, NULL));
+	CHECK0(pthread_join(at, NULL));
+	CHECK0(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL));
+	CHECK0(pthread_attr_destroy(&a));
 }
 
 /* ------------------------------------------------------------------------
