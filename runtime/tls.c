@@ -93,7 +93,7 @@ struct key_data { uintptr_t seq; void *data; };
 #define DESTRUCTOR_ITERATIONS 4
 
 bool tls_enabled;
-static size_t static_size, static_align;
+static size_t static_size, static_align; /* the static TLS blocks, without the TCB */
 static intptr_t goshim_g_off;        /* &goshim_g - thread pointer */
 static intptr_t resp_off;            /* &__resp - thread pointer */
 static intptr_t libc_tls_off;        /* libc's TLS block - thread pointer */
@@ -211,6 +211,13 @@ bool tls_init(void)
 	dl_get_tls_static_info(&static_size, &static_align);
 	if (static_align < 16)
 		static_align = 16;
+#if defined(__x86_64__)
+	/* glibc's static size counts the TCB (TLS_TCB_SIZE, struct pthread)
+	 * above the thread pointer; the blocks are below it. */
+	if (static_size <= PTHREAD_SIZE)
+		return disable("the static TLS size does not hold struct pthread");
+	static_size -= PTHREAD_SIZE;
+#endif
 	struct libc_tls_search s = {0, 0};
 	dl_iterate_phdr(find_libc_tls, &s);
 	if (!s.data || !s.size)
