@@ -50,7 +50,7 @@ struct sudog *acquireSudog(void)
 		unlock(&sched.sudoglock);
 		/* If the central cache is empty, allocate a new one. */
 		if (pp->nsudogcache == 0) {
-			struct sudog *s = calloc(1, sizeof *s);
+			struct sudog *s = persistentalloc(sizeof *s, _Alignof(struct sudog));
 			if (!s)
 				throw("acquireSudog: out of memory");
 			pp->sudogcache[pp->nsudogcache++] = s;

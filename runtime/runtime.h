@@ -593,6 +593,9 @@ void coroswitch(struct coro *c);
 struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int *err);
 void coroswitch_mcall(struct coro *c, bool exit);
 
+/* malloc.c (malloc.go): never freed, never from glibc's malloc. */
+void *persistentalloc(size_t size, size_t align);
+
 /* sysmon.c */
 void sysmon(void);
 void schedtrace(bool detailed);
