@@ -55,7 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -63,6 +65,7 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,7 +86,8 @@ extern void __chk_fail(void) __attribute__((noreturn));
 	X(gethostbyname2) X(gethostbyname2_r) X(gethostbyaddr) X(gethostbyaddr_r)         \
 	X(getnameinfo) X(sigwait) X(sigwaitinfo) X(sigtimedwait) X(sigsuspend) X(flock) X(lockf)        \
 	X(sendfile) X(splice) X(tee) X(system) X(execve) X(fexecve) X(posix_spawn)        \
-	X(posix_spawnp) X(sync) X(syncfs) X(execvpe) X(fdopen) X(popen) X(close_range) X(closefrom)
+	X(posix_spawnp) X(sync) X(syncfs) X(execvpe) X(fdopen) X(popen) X(close_range) X(closefrom) \
+	X(eventfd) X(timerfd_create) X(inotify_init1)
 
 #define X_FIELD(name) __typeof(name) *name;
 static struct {
@@ -1123,6 +1127,58 @@ EXPORT int pipe(int fds[2])
 {
 	return pipe2(fds, 0);
 }
+
+/* eventfd, timerfd and inotify descriptors are read (eventfd: and written)
+ * like pipes: ours, non-blocking underneath, so a blocked read parks.
+ * Their flags' NONBLOCK is O_NONBLOCK. glibc's eventfd_read and
+ * eventfd_write call its read and write internally: ours here. */
+EXPORT int eventfd(unsigned int initval, int flags)
+{
+	if (!io_on())
+		return io_real.eventfd(initval, flags);
+	int fd = io_real.eventfd(initval, flags | EFD_NONBLOCK);
+	if (fd >= 0)
+		fd_adopt(fd, flags & EFD_NONBLOCK, 0, 0, NULL);
+	return fd;
+}
+
+EXPORT int eventfd_read(int fd, eventfd_t *value)
+{
+	return read(fd, value, sizeof *value) == sizeof *value ? 0 : -1;
+}
+
+EXPORT int eventfd_write(int fd, eventfd_t value)
+{
+	return write(fd, &value, sizeof value) == sizeof value ? 0 : -1;
+}
+
+EXPORT int timerfd_create(int clockid, int flags)
+{
+	if (!io_on())
+		return io_real.timerfd_create(clockid, flags);
+	int fd = io_real.timerfd_create(clockid, flags | TFD_NONBLOCK);
+	if (fd >= 0)
+		fd_adopt(fd, flags & TFD_NONBLOCK, 0, 0, NULL);
+	return fd;
+}
+
+EXPORT int inotify_init1(int flags)
+{
+	if (!io_on())
+		return io_real.inotify_init1(flags);
+	int fd = io_real.inotify_init1(flags | IN_NONBLOCK);
+	if (fd >= 0)
+		fd_adopt(fd, flags & IN_NONBLOCK, 0, 0, NULL);
+	return fd;
+}
+
+#if defined(__x86_64__) /* aarch64's glibc has inotify_init1 only */
+EXPORT int inotify_init(void)
+{
+	return inotify_init1(0);
+}
+SYMVER(inotify_init, V_2_4);
+#endif
 
 /* The program's epoll instances are watched too, so epoll_wait parks. */
 EXPORT int epoll_create1(int flags)
@@ -2375,6 +2431,11 @@ SYMVER(flock, V_BASE);
 SYMVER(lockf, V_BASE);
 SYMVER(lockf64, V_BASE);
 SYMVER(sendfile, V_BASE);
+SYMVER(eventfd, V_2_7);
+SYMVER(eventfd_read, V_2_7);
+SYMVER(eventfd_write, V_2_7);
+SYMVER(timerfd_create, V_2_8);
+SYMVER(inotify_init1, V_2_9);
 SYMVER(sendfile64, V_2_3);
 SYMVER(splice, V_2_5);
 SYMVER(tee, V_2_5);

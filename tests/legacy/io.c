@@ -9,13 +9,7 @@
  * send/recv/sendto/recvfrom/sendmsg/recvmsg (SCM_RIGHTS)/readv/writev/
  * sendmmsg/recvmmsg, descriptor numbers reused after close and dup2, and
  * 200 socketpairs echoed by 400 threads. See legacy.h for the conventions.
- *
- * Not tested: EINTR from a signal sent to the blocked thread itself
- * (pthread_kill with a handler installed without SA_RESTART, and the
- * SA_RESTART case where the read goes on). pthread_kill of a thread that
- * runs as a goroutine is not supported by goshim yet, and a
- * process-directed signal does not deterministically land on the blocked
- * thread, so the cases are left out rather than made flaky. */
+ * EINTR from a signal sent to the blocked thread is tests/legacy/eintr's. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
