@@ -37,8 +37,12 @@
  *    the next wait.
  *  - Exactly one party takes a sudog off its queue, decided by a CAS on
  *    s.unlinker: a waker (SUDOG_WAKER, under the lock) or its own
- *    timed-out or cancelled waiter (SUDOG_WAITER, then it takes the
- *    lock). A waiter that lost never touches the object again: a woken
+ *    timed-out, cancelled or interrupted waiter (SUDOG_WAITER, then it
+ *    takes the lock). A waker that won stores SUDOG_WAKER_DONE once it is
+ *    done with the sudog and its claim of the goroutine; a waiter whose
+ *    wait ended otherwise and that lost waits for that before it releases
+ *    the sudog or waits again, so the waker's claim cannot reach its next
+ *    wait. A waiter that lost never touches the object again: a woken
  *    condvar waiter and a timed-out one skipped by a broadcast look the
  *    same to the program, which may destroy the condvar at once (glibc's
  *    pthread_cond_destroy waits for such waiters; here they do not need
@@ -109,7 +113,8 @@ static void parkTimeout(void *arg, uintptr_t seq, int64_t delay)
 }
 
 /* Ends gp's wait as to, if the wait has flag (a cancel or a signal may
- * end it); a parked goroutine is readied once its commit is done. */
+ * end it): true if the caller must ready it, which it may once the
+ * commit is done (the spin here). */
 static bool park_end(struct g *gp, uint32_t flag, uint32_t to)
 {
 	uint32_t s = atomic_load(&gp->parkstate);
@@ -121,33 +126,77 @@ static bool park_end(struct g *gp, uint32_t flag, uint32_t to)
 			return false;
 		if (atomic_compare_exchange_weak(&gp->parkstate, &s, to)) {
 			if (st == PARK_PREPARING)
-				return true; /* its commit sees it, and it runs on */
+				return false; /* its commit sees it, and it runs on */
 			break;
 		}
 	}
 	while (!atomic_load(&gp->parkcommitted))
 		procyield(10);
-	goready(gp);
 	return true;
 }
 
 /* pthread_cancel of a pthread-goroutine: ends its cancellable wait, if it
  * is in one. */
-bool parkq_cancel(struct g *gp)
+void parkq_cancel(struct g *gp)
 {
-	return park_end(gp, PARK_CANCEL, PARK_CANCELED);
+	if (park_end(gp, PARK_CANCEL, PARK_CANCELED))
+		goready(gp);
 }
 
 /* pthread_kill of a goroutine: ends its wait with EINTR if a signal may
  * end it (PARK_INTR) and one its mask lets through is pending for it, so
  * the handler runs now, in its thread, as it would natively. A stale look
  * (it took the signal and waits again) ends that wait with nothing to
- * deliver: the waiter then waits again (park_sigs). */
+ * deliver: the waiter then waits again (park_sigs). True if the caller
+ * must ready gp. */
+static bool park_interrupt_claim(struct g *gp)
+{
+	return park_sigs(gp) && park_end(gp, PARK_INTR, PARK_INTERRUPTED);
+}
+
 bool park_interrupt(struct g *gp)
 {
-	if (!park_sigs(gp))
+	if (!park_interrupt_claim(gp))
 		return false;
-	return park_end(gp, PARK_INTR, PARK_INTERRUPTED);
+	goready(gp);
+	return true;
+}
+
+/* pthread_kill from where the runtime may not be entered (a signal
+ * handler that interrupted the scheduler or an idle M): the goroutines to
+ * interrupt wait here for the next M through findrunnable, or sysmon,
+ * both woken. Slots are claimed by CAS: no lock, so safe in a handler; a
+ * full table leaves the signal pending until the wait ends. */
+#define INTR_LATER_SLOTS 64
+static _Atomic(struct g *) intr_later[INTR_LATER_SLOTS];
+static _Atomic uint32_t intr_later_any;
+
+void park_interrupt_later(struct g *gp)
+{
+	for (int i = 0; i < INTR_LATER_SLOTS; i++) {
+		struct g *cur = atomic_load(&intr_later[i]);
+		if (cur == gp)
+			break;
+		if (!cur && atomic_compare_exchange_strong(&intr_later[i], &cur, gp))
+			break;
+	}
+	atomic_store(&intr_later_any, 1);
+	if (netpollinited())
+		netpollBreak();
+	sysmon_wake();
+}
+
+/* Takes the deferred interrupts; the goroutines to ready are added to q. */
+void park_interrupts_take(struct gqueue *q)
+{
+	if (likely(!atomic_load_explicit(&intr_later_any, memory_order_relaxed)))
+		return;
+	atomic_store(&intr_later_any, 0);
+	for (int i = 0; i < INTR_LATER_SLOTS; i++) {
+		struct g *gp = atomic_exchange(&intr_later[i], NULL);
+		if (gp && park_interrupt_claim(gp))
+			gq_push(q, gp);
+	}
 }
 
 static void park_arm_timer(struct g *gp)
@@ -226,14 +275,23 @@ static bool canceled(struct g *gp, uint32_t s)
 	return (s & PARK_CANCEL) && gp->thread && tls_canceled(gp->thread->tp);
 }
 
+/* A signal for the goroutine that came while it was not parked (it was
+ * running in the runtime, or runnable after a wake-up it lost, and waits
+ * again without leaving the runtime): its wait ends at once. */
+static bool interrupted(struct g *gp, uint32_t s)
+{
+	return (s & PARK_INTR) && park_sigs(gp);
+}
+
 static bool park_commit(struct g *gp, void *unused)
 {
 	(void)unused;
 	uint32_t s = atomic_load(&gp->parkstate);
 	if ((s & PARK_STATE) != PARK_PREPARING)
 		return false; /* claimed before it parked: it runs on */
-	if (canceled(gp, s)) {
-		atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_CANCELED);
+	if (canceled(gp, s) || interrupted(gp, s)) {
+		atomic_compare_exchange_strong(&gp->parkstate, &s,
+		                               canceled(gp, s) ? PARK_CANCELED : PARK_INTERRUPTED);
 		return false;
 	}
 	if (gp->parkdeadline)
@@ -260,10 +318,11 @@ int park_wait(enum waitreason reason)
 static bool parkq_commit(struct g *gp, void *l)
 {
 	uint32_t s = atomic_load(&gp->parkstate);
-	if ((s & PARK_STATE) == PARK_WAITING && canceled(gp, s) &&
-	    atomic_compare_exchange_strong(&gp->parkstate, &s, PARK_CANCELED)) {
+	if ((s & PARK_STATE) == PARK_WAITING && (canceled(gp, s) || interrupted(gp, s)) &&
+	    atomic_compare_exchange_strong(&gp->parkstate, &s,
+	                                   canceled(gp, s) ? PARK_CANCELED : PARK_INTERRUPTED)) {
 		unlock(l);
-		return false; /* cancelled before it parked: run on */
+		return false; /* cancelled or signalled before it parked: run on */
 	}
 	if (gp->parkdeadline)
 		park_arm_timer(gp);
@@ -320,6 +379,10 @@ int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, ui
 		lock(l);
 		unlink_sudog(q, s);
 		unlock(l);
+	} else if (ended) {
+		/* A waker took it off and is still at it (its claim fails). */
+		while (atomic_load_explicit(&s->unlinker, memory_order_acquire) != SUDOG_WAKER_DONE)
+			procyield(10);
 	}
 	if (val)
 		*val = (uintptr_t)s->elem;
@@ -373,7 +436,9 @@ struct g *parkq_wake(struct parkq *q, uintptr_t val)
 		unlink_sudog(q, s);
 		struct g *gp = s->g;
 		s->elem = (void *)val;
-		if (park_claim(gp, PARK_WOKEN))
+		bool claimed = park_claim(gp, PARK_WOKEN);
+		atomic_store_explicit(&s->unlinker, SUDOG_WAKER_DONE, memory_order_release);
+		if (claimed)
 			return gp;
 		/* Timed out, cancelled or interrupted: whoever ended its wait
 		 * readies it; wake the next one instead. */

@@ -248,9 +248,10 @@ static bool sig_discarded(int sig)
 }
 
 /* pthread_kill of gp (no runtime entry: it may come from a signal
- * handler). True when the signal stays pending for gp and its mask lets
- * it through: the caller may end gp's wait (park_interrupt) so that the
- * handler runs now. */
+ * handler). True when the signal is now pending for gp (it was not) and
+ * its mask lets it through: the caller may end gp's wait (park_interrupt)
+ * so that the handler runs now. A signal that was pending already had its
+ * chance, and a wait that begins with one pending does not park. */
 bool goroutine_kill(struct g *gp, int sig)
 {
 	uint64_t bit = SIGBIT(sig);
@@ -266,11 +267,11 @@ bool goroutine_kill(struct g *gp, int sig)
 	}
 	if (!blocked && sig_discarded(sig))
 		return false;
-	atomic_fetch_or(&gp->sigpending, bit);
+	bool fresh = !(atomic_fetch_or(&gp->sigpending, bit) & bit);
 	uint32_t st = readgstatus(gp);
 	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
 	if ((st != _Grunning && st != _Gsyscall) || !mp || mp->curg != gp)
-		return !blocked;
+		return fresh && !blocked;
 	if (blocked && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
 		return false; /* blocked: it stays the goroutine's, wherever it runs
 		               * next, unless its system call takes it (sigwait,
@@ -1699,6 +1700,9 @@ top:;
 	if (unlikely(atomic_load_explicit(&mp->mask_epoch, memory_order_relaxed) !=
 	             atomic_load_explicit(&mask_epoch, memory_order_relaxed)))
 		sigmask_idle(mp);
+	struct gqueue interrupted = {0};
+	park_interrupts_take(&interrupted); /* pthread_kill from a handler */
+	injectglist(&interrupted);
 	struct p *pp = mp->p;
 	if (atomic_load(&sched.gcwaiting)) {
 		gcstopm();
@@ -1984,13 +1988,24 @@ static void entersyscall_gcwait(struct p *pp)
 	unlock(&sched.lock);
 }
 
+/* Wakes sysmon from its sleep on sysmonnote, if it is there: the CAS on
+ * sysmonwait picks one waker, and no lock is taken, so a signal handler
+ * may call it too (park_interrupt_later). Such a waker may be delayed
+ * past sysmon's own wake-up and its next sleep, where another one woke it
+ * already: the note is set without notewakeup's double-wakeup check. */
+void sysmon_wake(void)
+{
+	uint32_t exp = 1;
+	if (atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed) &&
+	    atomic_compare_exchange_strong(&sched.sysmonwait, &exp, 0) &&
+	    atomic_exchange_explicit(&sched.sysmonnote.key, 1, memory_order_release) == 0)
+		futexwakeup(&sched.sysmonnote.key, 1);
+}
+
 static void entersyscall_sysmon(void)
 {
 	lock(&sched.lock);
-	if (atomic_load(&sched.sysmonwait)) {
-		atomic_store(&sched.sysmonwait, 0);
-		notewakeup(&sched.sysmonnote);
-	}
+	sysmon_wake();
 	unlock(&sched.lock);
 }
 
@@ -2045,10 +2060,8 @@ static bool exitsyscallfast(struct m *mp, struct p *oldp)
 	if (atomic_load(&sched.npidle) > 0 && !atomic_load(&sched.gcwaiting)) {
 		lock(&sched.lock);
 		struct p *pp = pidleget();
-		if (pp && atomic_load(&sched.sysmonwait)) {
-			atomic_store(&sched.sysmonwait, 0);
-			notewakeup(&sched.sysmonnote);
-		}
+		if (pp)
+			sysmon_wake();
 		unlock(&sched.lock);
 		if (pp) {
 			acquirep(pp);
@@ -2132,10 +2145,8 @@ static void exitsyscall0(struct g *gp)
 		if (!pp)
 			globrunqput_locked(gp);
 	}
-	if (pp && atomic_load(&sched.sysmonwait)) {
-		atomic_store(&sched.sysmonwait, 0);
-		notewakeup(&sched.sysmonnote);
-	}
+	if (pp)
+		sysmon_wake();
 	unlock(&sched.lock);
 	if (pp) {
 		acquirep(pp);
@@ -2330,10 +2341,7 @@ static struct p *procresize(int32_t nprocs)
 static void startTheWorld(struct p *runnable)
 {
 	atomic_store(&sched.gcwaiting, 0);
-	if (atomic_load(&sched.sysmonwait)) {
-		atomic_store(&sched.sysmonwait, 0);
-		notewakeup(&sched.sysmonnote);
-	}
+	sysmon_wake();
 	unlock(&sched.lock);
 	while (runnable) {
 		struct p *pp = runnable;

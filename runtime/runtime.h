@@ -442,6 +442,7 @@ void incidlelocked(int32_t v);
 int32_t mcount(void);
 int32_t gcount(void);       /* go_count */
 void injectglist(struct gqueue *q);
+void sysmon_wake(void);
 void gq_push(struct gqueue *q, struct g *gp);
 struct g *gq_pop(struct gqueue *q);
 
@@ -623,7 +624,7 @@ extern bool debug_exitstats;
 /* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
-enum { SUDOG_LINKED, SUDOG_WAKER, SUDOG_WAITER }; /* sudog.unlinker */
+enum { SUDOG_LINKED, SUDOG_WAKER, SUDOG_WAKER_DONE, SUDOG_WAITER }; /* sudog.unlinker */
 /* g.parkstate: a state, and flags saying what else may end the wait. */
 enum { PARK_IDLE, PARK_WAITING, PARK_WOKEN, PARK_TIMEDOUT, PARK_CANCELED, PARK_INTERRUPTED,
        PARK_PREPARING,
@@ -635,8 +636,10 @@ bool parkq_wait(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo,
                 enum waitreason reason, uintptr_t *val);
 int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, uint32_t flags,
                     enum waitreason reason, uintptr_t *val, void (*enqueued)(void *), void *arg);
-bool parkq_cancel(struct g *gp);
+void parkq_cancel(struct g *gp);
 bool park_interrupt(struct g *gp);
+void park_interrupt_later(struct g *gp);
+void park_interrupts_take(struct gqueue *q);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
 void parkq_wake_all(struct parkq *q, mutex_t *l);
 struct g *parkq_wake_all_locked(struct parkq *q);

@@ -146,6 +146,15 @@ void *sysmon_thread(void *arg)
 			}
 			unlock(&sched.lock);
 		}
+		/* pthread_kill from signal handlers that could not ready
+		 * their targets */
+		struct gqueue interrupted = {0};
+		park_interrupts_take(&interrupted);
+		if (interrupted.n) {
+			incidlelocked(-1);
+			injectglist(&interrupted);
+			incidlelocked(1);
+		}
 		/* poll network if not polled for more than 10ms */
 		int64_t lastpoll = atomic_load(&sched.lastpoll);
 		if (netpollinited() && lastpoll != 0 && lastpoll + 10 * 1000 * 1000 < now) {
