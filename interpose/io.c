@@ -362,11 +362,14 @@ static bool handlers_restart(void)
 /* Waits until mode may be ready on pd (seen: pd_seq before the attempt
  * that would have blocked). 0: try again; else EBADF (closed under us),
  * ETIMEDOUT, ECANCELED (pthread_cancel: the caller acts on it once it
- * holds no reference, io_done), or EINTR: a signal handler without
+ * holds no reference, io_done), EINTR: a signal handler without
  * SA_RESTART ran (as one interrupts a socket call with a timeout whatever
- * its flags). A thread-locked goroutine waits in the kernel, where the
+ * its flags), or IO_RESTARTED: handlers with SA_RESTART ran, and the call
+ * goes on unless it has moved data already (then the kernel's returns
+ * the count). A thread-locked goroutine waits in the kernel, where the
  * signal finds it; a parked one's wait is ended by pthread_kill
  * (park_interrupt), and the handler runs as it leaves the runtime. */
+#define IO_RESTARTED (-1)
 static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t deadline)
 {
 	if (!parks_here()) {
@@ -374,16 +377,22 @@ static int io_wait(struct pollDesc *pd, uint32_t mode, uint32_t seen, int64_t de
 		struct timespec ts;
 		long n = BLOCKING(syscall(SYS_ppoll, &p, 1, ts_until(deadline, &ts), NULL, 0));
 		if (n < 0)
-			return errno == EINTR && !deadline && handlers_restart() ? 0 : errno;
+			return errno == EINTR && !deadline && handlers_restart() ? IO_RESTARTED : errno;
 		return n == 0 ? ETIMEDOUT : 0;
 	}
 	uint32_t flags = (cancel_enabled() ? PARK_CANCEL : 0) | PARK_INTR;
 	struct g *gp = interpose_enter();
 	int r = netpollwait(pd, mode, seen, deadline, flags);
-	uint64_t sigs = r == EINTR ? park_sigs(gp) : 0;
+	if (r == EINTR) {
+		/* Decided before the handlers run, as the kernel does: one
+		 * may reset its own action (SA_RESETHAND). */
+		uint64_t sigs = park_sigs(gp);
+		if (!sigs)
+			r = 0; /* taken meanwhile: nothing to deliver */
+		else if (!deadline && sigs_restart(sigs))
+			r = IO_RESTARTED;
+	}
 	interpose_leave(); /* runs their handlers */
-	if (r == EINTR && (!sigs || (!deadline && sigs_restart(sigs))))
-		return 0; /* nothing was left to deliver, or restarted */
 	return r;
 }
 
@@ -431,10 +440,12 @@ static int pending_error(int fd)
  * would block (unless the program's view, or dontwait, says non-blocking),
  * until deadline (0: the socket timeout for mode, if any). The caller
  * holds a reference on pd throughout. Returns op's result, errno set when
- * it fails; ETIMEDOUT of a wait becomes timeout_errno. */
+ * it fails; ETIMEDOUT of a wait becomes timeout_errno. moved: the call
+ * has moved data already, so a signal handler ends it (EINTR, for the
+ * caller to return the count) even with SA_RESTART. */
 static inline __attribute__((always_inline)) ssize_t
 io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int timeout_errno,
-        bool dontwait, int64_t deadline)
+        bool dontwait, int64_t deadline, bool moved)
 {
 	bool nonblock = dontwait ||
 	                (atomic_load_explicit(&pd->flags, memory_order_relaxed) & FD_NONBLOCK);
@@ -448,6 +459,8 @@ io_loop(struct pollDesc *pd, uint32_t mode, ssize_t (*op)(void *), void *a, int 
 		if (timeo && !deadline)
 			deadline = nanotime() + timeo;
 		int e = io_wait(pd, mode, seen, deadline);
+		if (e == IO_RESTARTED)
+			e = moved ? EINTR : 0;
 		if (!e && mode == POLL_W)
 			e = pending_error(pd->fd);
 		if (e) {
@@ -479,7 +492,7 @@ static ssize_t io_release_done(struct pollDesc *pd, ssize_t r, int saved_errno)
 		struct pollDesc *pd_ = fd_acquire(fd);                                     \
 		if (!pd_)                                                                  \
 			return BLOCKING(passthrough);                                      \
-		return io_release_done(pd_, io_loop(pd_, mode, op, a, EAGAIN, dontwait, 0), \
+		return io_release_done(pd_, io_loop(pd_, mode, op, a, EAGAIN, dontwait, 0, false), \
 		                       saved_);                                            \
 	} while (0)
 
@@ -570,7 +583,8 @@ static ssize_t recv_common(int fd, void *buf, size_t n, int flags, struct sockad
 	if (!(flags & MSG_WAITALL) || dontwait || (atomic_load(&pd->flags) & FD_NONBLOCK) ||
 	    !is_stream(fd)) {
 		a.flags = flags;
-		return io_release_done(pd, io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN, dontwait, 0),
+		return io_release_done(pd, io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN, dontwait, 0,
+		                                   false),
 		                       saved);
 	}
 	size_t got = 0;
@@ -584,7 +598,7 @@ static ssize_t recv_common(int fd, void *buf, size_t n, int flags, struct sockad
 			a.n = n - got;
 		}
 		uint32_t seen = pd_seq(pd, POLL_R);
-		r = io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN, false, 0);
+		r = io_loop(pd, POLL_R, op_recvfrom, &a, EAGAIN, false, 0, got > 0);
 		if (r <= 0)
 			break;
 		if (flags & MSG_PEEK) {
@@ -592,6 +606,8 @@ static ssize_t recv_common(int fd, void *buf, size_t n, int flags, struct sockad
 				break;
 			/* Not all there yet: wait for more, then peek again. */
 			int e = io_wait(pd, POLL_R, seen, 0);
+			if (e == IO_RESTARTED)
+				continue; /* a peek has taken nothing */
 			if (e) {
 				errno = e;
 				r = -1;
@@ -722,7 +738,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	} else {
 		struct rw_args a = {.fd = fd, .msg = msg, .flags = flags};
 		r = io_release_done(pd, io_loop(pd, POLL_R, op_recvmsg, &a, EAGAIN,
-		                                 flags & RECV_NOWAIT, 0), saved);
+		                                 flags & RECV_NOWAIT, 0, false), saved);
 	}
 	if (r >= 0)
 		adopt_received_fds(msg);
@@ -774,7 +790,7 @@ static ssize_t write_all(struct pollDesc *pd, ssize_t (*op)(void *), struct rw_a
 	int64_t deadline = nonblock ? 0 : send_deadline(pd);
 	size_t done = 0, n = a->n;
 	for (;;) {
-		ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN, nonblock, deadline);
+		ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN, nonblock, deadline, done > 0);
 		if (r < 0)
 			return done ? (ssize_t)done : r;
 		done += (size_t)r;
@@ -837,7 +853,7 @@ static ssize_t writev_all(struct pollDesc *pd, struct rw_args *a, bool is_msg)
 	size_t total = 0;
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
-	ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN, nonblock, deadline);
+	ssize_t r = io_loop(pd, POLL_W, op, a, EAGAIN, nonblock, deadline, false);
 	if (r < 0 || (size_t)r >= total || nonblock)
 		return r;
 	struct iovec copy[cnt];
@@ -866,7 +882,7 @@ static ssize_t writev_all(struct pollDesc *pd, struct rw_args *a, bool is_msg)
 			a->iov = copy;
 			a->iovcnt = cnt - first;
 		}
-		r = io_loop(pd, POLL_W, op, a, EAGAIN, false, deadline);
+		r = io_loop(pd, POLL_W, op, a, EAGAIN, false, deadline, true);
 		if (r <= 0)
 			break;
 		done += (size_t)r;
@@ -943,7 +959,7 @@ static int mmsg_all(int fd, struct mmsghdr *v, unsigned int n, int flags, uint32
 	for (;;) {
 		struct mmsg_args a = {.fd = fd, .v = v + done, .n = n - done, .flags = flags};
 		r = io_loop(pd, mode, mode == POLL_R ? op_recvmmsg : op_sendmmsg, &a, EAGAIN, once,
-		            0);
+		            0, done > 0);
 		if (r <= 0)
 			break;
 		done += (unsigned int)r;
@@ -999,7 +1015,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *addrlen, int 
 	if (!pd)
 		return BLOCKING(io_real.accept4(fd, addr, addrlen, flags));
 	struct rw_args a = {.fd = fd, .addr = addr, .addrlen = addrlen, .flags = flags};
-	int nfd = (int)io_loop(pd, POLL_R, op_accept4, &a, EAGAIN, false, 0);
+	int nfd = (int)io_loop(pd, POLL_R, op_accept4, &a, EAGAIN, false, 0, false);
 	if (nfd >= 0)
 		fd_adopt(nfd, flags & SOCK_NONBLOCK, atomic_load(&pd->rcvtimeo),
 		         atomic_load(&pd->sndtimeo), NULL);
@@ -1073,6 +1089,8 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 			break;
 		}
 		int w = io_wait(pd, POLL_W, seen, deadline);
+		if (w == IO_RESTARTED)
+			continue; /* the kernel's restarted connect waits on */
 		if (w) {
 			r = -1;
 			errno = w == ETIMEDOUT ? EINPROGRESS : w;
@@ -1986,18 +2004,24 @@ static bool output_blocks(int out)
 /* Waits for the side that holds the move up: ours on the netpoller, a
  * side that is not ours (a non-blocking pipe of another program) in the
  * kernel. */
+/* A move (sendfile, splice, tee) tries once per wait: nothing moved yet. */
+static int io_restart_as_retry(int e)
+{
+	return e == IO_RESTARTED ? 0 : e;
+}
+
 static int move_wait(struct move_args *a, struct pollDesc *pin, struct pollDesc *pout,
                      uint32_t rseen, uint32_t wseen)
 {
 	if (input_blocks(a->in)) {
 		if (pin)
-			return io_wait(pin, POLL_R, rseen, 0);
+			return io_restart_as_retry(io_wait(pin, POLL_R, rseen, 0));
 		struct pollfd p = {.fd = a->in, .events = POLLIN};
 		return BLOCKING(syscall(SYS_ppoll, &p, 1, NULL, NULL, 0)) < 0 ? errno : 0;
 	}
 	if (output_blocks(a->out)) {
 		if (pout)
-			return io_wait(pout, POLL_W, wseen, 0);
+			return io_restart_as_retry(io_wait(pout, POLL_W, wseen, 0));
 		struct pollfd p = {.fd = a->out, .events = POLLOUT};
 		return BLOCKING(syscall(SYS_ppoll, &p, 1, NULL, NULL, 0)) < 0 ? errno : 0;
 	}

@@ -68,13 +68,15 @@ static inline bool trywait(struct gsem *s)
 }
 
 /* 0, ETIMEDOUT, ECANCELED when pthread_cancel ended the wait, or EINTR
- * when a signal did (its handler has run; *sigs: which). */
-static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable, uint64_t *sigs)
+ * when a signal did (its handler has run; *restart: all of them had
+ * SA_RESTART, as the kernel decides before it runs them). */
+static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable, bool *restart)
 {
 	struct g *gp = interpose_enter();
 	lock(&s->lock);
 	atomic_fetch_add(&s->nwaiters, 1);
 	int err = 0;
+	uint64_t sigs = 0;
 	while (!trywait(s)) {
 		err = parkq_wait_then(&s->q, &s->lock, deadline, false,
 		                      (cancelable ? PARK_CANCEL : 0) | PARK_INTR,
@@ -82,12 +84,14 @@ static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable, uint64_t
 		lock(&s->lock);
 		/* Woken: a poster handed us its unit. A signal that was taken
 		 * meanwhile leaves nothing to deliver: wait again. */
-		if (err != EINTR || (*sigs = park_sigs(gp)))
+		if (err != EINTR || (sigs = park_sigs(gp)))
 			break;
 		err = 0;
 	}
 	atomic_fetch_sub(&s->nwaiters, 1);
 	unlock(&s->lock);
+	if (err == EINTR)
+		*restart = sigs_restart(sigs);
 	interpose_leave(); /* runs the handler of the signal that ended it */
 	return err;
 }
@@ -114,9 +118,9 @@ static int timedwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
 	/* After a signal, sem_wait goes on under SA_RESTART, as the kernel
 	 * restarts glibc's futex wait; sem_timedwait fails (the kernel's
 	 * timed futex wait is never restarted after a handler). */
-	uint64_t sigs = 0;
-	while ((err = wait_slow(s, deadline, cancel_enabled(), &sigs)) == ECANCELED ||
-	       (err == EINTR && !deadline && sigs_restart(sigs))) {
+	bool restart = false;
+	while ((err = wait_slow(s, deadline, cancel_enabled(), &restart)) == ECANCELED ||
+	       (err == EINTR && !deadline && restart)) {
 		pthread_testcancel();
 		if (trywait(s))
 			return 0;

@@ -140,13 +140,20 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 		return 0;
 	int e = errno;
 	/* No runtime entry to leave it pending: safe from a signal handler.
-	 * To wake the target, only where the caller may enter the runtime
-	 * (not from a handler that interrupted it: the handler then runs when
-	 * the wait ends). */
-	if (goroutine_kill(th->g, sig) && may_enter_runtime()) {
-		interpose_enter();
-		park_interrupt(th->g);
-		interpose_leave();
+	 * The target's wait ends here where the caller may enter the runtime,
+	 * and then the caller yields, as the kernel lets a woken thread run;
+	 * from a handler that interrupted the scheduler or the runtime, the
+	 * next M through the scheduler, or sysmon, ends it. */
+	if (goroutine_kill(th->g, sig)) {
+		if (may_enter_runtime()) {
+			interpose_enter();
+			bool readied = park_interrupt(th->g);
+			interpose_leave();
+			if (readied)
+				sched_yield(); /* ours */
+		} else {
+			park_interrupt_later(th->g);
+		}
 	}
 	errno = e;
 	return 0;

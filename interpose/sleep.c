@@ -146,8 +146,10 @@ EXPORT int usleep(useconds_t us)
 EXPORT unsigned int sleep(unsigned int sec)
 {
 	struct timespec ts = {sec, 0}, rem = {0, 0};
+	int e = errno;
 	if (nanosleep(&ts, &rem) != 0)
-		return (unsigned int)rem.tv_sec + (rem.tv_nsec != 0);
+		return (unsigned int)rem.tv_sec; /* whole seconds, as glibc's */
+	errno = e;
 	return 0;
 }
 

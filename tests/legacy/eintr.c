@@ -7,9 +7,15 @@
  * Preloaded, the blocked threads are parked goroutines with no OS thread
  * to interrupt.
  *
+ * A call that has moved data returns the count, SA_RESTART or not; the
+ * restart is decided before the handler runs (an SA_RESETHAND handler
+ * without SA_RESTART interrupts); pthread_kill from a signal handler
+ * (SIGALRM, wherever it lands) interrupts as well.
+ *
  * The signal is sent again until the call has returned (or, for the calls
  * that go on, until the handler ran), so a signal that arrives before the
  * thread entered its call cannot hang the test. */
+#include <sys/time.h>
 #include "legacy.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -224,6 +230,21 @@ static long c_cond_wait(void)
 	return 0;
 }
 
+static long c_write_big(void)
+{
+	/* 1 MiB into an empty pipe: the pipe takes its capacity, then the
+	 * write blocks with that much written. */
+	static char big[1 << 20];
+	return write(pipefd[1], big, sizeof big);
+}
+
+static long c_recv_waitall(void)
+{
+	CHECK(write(sockpair[1], "abc", 3) == 3);
+	char b[8];
+	return recv(sockpair[0], b, sizeof b, MSG_WAITALL);
+}
+
 static long c_mutex_lock(void)
 {
 	CHECK0(pthread_mutex_lock(&held));
@@ -348,9 +369,13 @@ static int wait_for(volatile int *flag, int ms)
 
 /* Sends SIGUSR1 until the thread returned (goes_on == 0) or the handler
  * ran in it (goes_on): the first signal may come before it blocked. */
+static int rearm, rearm_flags; /* SA_RESETHAND: installed again before each signal */
+
 static void kill_until(pthread_t t, int goes_on)
 {
 	for (int tries = 0; tries < 50; tries++) {
+		if (rearm)
+			handler(rearm_flags);
 		CHECK0(pthread_kill(t, SIGUSR1));
 		if (goes_on) {
 			for (int i = 0; i < 200 && !hit; i++)
@@ -397,9 +422,48 @@ static void run(struct tcase *c, int sa_flags)
 		if (!hit_before_return)
 			FAIL("%s, %s: returned %ld %s, the handler did not run in the thread first",
 			     c->name, how, result, ename(result_errno));
-		printf("%s, %s: the handler ran in the thread, then %ld %s\n", c->name, how, result,
-		       result < 0 ? ename(result_errno) : "");
+		printf("%s, %s: the handler ran in the thread, then %ld%s%s\n", c->name, how, result,
+		       result < 0 ? " " : "", result < 0 ? ename(result_errno) : "");
 	}
+	free_objects();
+}
+
+/* pthread_kill from a SIGALRM handler, which lands on whichever thread
+ * the kernel picks (preloaded, often an idle OS thread with no goroutine
+ * on it), to a thread blocked in read while main is parked in a join. */
+static pthread_t alarm_target;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	int e = errno;
+	pthread_kill(alarm_target, SIGUSR1);
+	errno = e;
+}
+
+static void t_from_handler(void)
+{
+	struct sigaction sa = {.sa_handler = on_alarm};
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+	cur = &(struct tcase){"read of a pipe, pthread_kill from a SIGALRM handler", c_read, NULL};
+	make_objects();
+	hit = 0;
+	entered = done = 0;
+	CHECK0(pthread_create(&alarm_target, NULL, blocked_thread, NULL));
+	while (!entered)
+		sched_yield();
+	/* Every 50 ms until it returned: the first may come before its read. */
+	struct itimerval it = {{0, 50000}, {0, 50000}};
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+	CHECK0(pthread_join(alarm_target, NULL));
+	struct itimerval off = {{0, 0}, {0, 0}};
+	CHECK(setitimer(ITIMER_REAL, &off, NULL) == 0);
+	if (!hit_before_return)
+		FAIL("%s: returned %ld %s, the handler did not run in the thread first", cur->name,
+		     result, ename(result_errno));
+	printf("%s: the handler ran in the thread, then %ld %s\n", cur->name, result,
+	       ename(result_errno));
 	free_objects();
 }
 
@@ -457,6 +521,21 @@ int main(void)
 	};
 	for (size_t i = 0; i < sizeof still_fail / sizeof *still_fail; i++)
 		run(&still_fail[i], SA_RESTART);
+	/* Data moved before the signal: the count, whatever SA_RESTART says. */
+	struct tcase partial[] = {
+		{"1 MiB write to an empty pipe", c_write_big, NULL},
+		{"recv MSG_WAITALL of 8 with 3 there", c_recv_waitall, NULL},
+	};
+	for (size_t i = 0; i < sizeof partial / sizeof *partial; i++)
+		run(&partial[i], SA_RESTART);
+	/* SA_RESETHAND: the handler resets itself to SIG_DFL as it runs; the
+	 * call was interrupted by a handler without SA_RESTART. */
+	rearm = 1;
+	rearm_flags = (int)SA_RESETHAND;
+	run(&(struct tcase){"read of a pipe, SA_RESETHAND", c_read, NULL}, 0);
+	rearm = 0;
+	handler(0);
+	t_from_handler();
 	printf("eintr: all checks passed\n");
 	return 0;
 }
