@@ -26,11 +26,13 @@
 #define V_BASE "GLIBC_2.2.5"
 #define V_2_3_2 "GLIBC_2.3.2"
 #define V_2_3_3 "GLIBC_2.3.3"
+#define V_2_3_4 "GLIBC_2.3.4"
 #define V_2_12 "GLIBC_2.12"
 #else
 #define V_BASE "GLIBC_2.17"
 #define V_2_3_2 "GLIBC_2.17"
 #define V_2_3_3 "GLIBC_2.17"
+#define V_2_3_4 "GLIBC_2.17"
 #define V_2_12 "GLIBC_2.17"
 #endif
 
@@ -86,6 +88,10 @@ struct real_fns {
 	int (*pthread_detach)(pthread_t);
 	void (*pthread_exit)(void *) __attribute__((noreturn));
 	int (*pthread_getattr_np)(pthread_t, pthread_attr_t *);
+	int (*pthread_setaffinity_np)(pthread_t, size_t, const cpu_set_t *);
+	int (*pthread_getaffinity_np)(pthread_t, size_t, cpu_set_t *);
+	int (*sched_setaffinity)(pid_t, size_t, const cpu_set_t *);
+	int (*sched_getaffinity)(pid_t, size_t, cpu_set_t *);
 	int (*pthread_setname_np)(pthread_t, const char *);
 	int (*pthread_getname_np)(pthread_t, char *, size_t);
 	int (*sched_yield)(void);

@@ -49,6 +49,10 @@ static void resolve_all(void)
 	RESOLVE(pthread_detach, "pthread_detach", "GLIBC_2.34");
 	RESOLVE(pthread_exit, "pthread_exit", V_BASE);
 	RESOLVE(pthread_getattr_np, "pthread_getattr_np", "GLIBC_2.32");
+	RESOLVE(pthread_setaffinity_np, "pthread_setaffinity_np", "GLIBC_2.34");
+	RESOLVE(pthread_getaffinity_np, "pthread_getaffinity_np", "GLIBC_2.32");
+	RESOLVE(sched_setaffinity, "sched_setaffinity", V_2_3_4);
+	RESOLVE(sched_getaffinity, "sched_getaffinity", V_2_3_4);
 	RESOLVE(pthread_setname_np, "pthread_setname_np", "GLIBC_2.34");
 	RESOLVE(pthread_getname_np, "pthread_getname_np", "GLIBC_2.34");
 	RESOLVE(sched_yield, "sched_yield", V_BASE);

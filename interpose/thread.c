@@ -7,20 +7,43 @@
  * because each goroutine's identity is a real struct pthread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "interpose/interpose.h"
 
-/* Reads what glibc's attribute getters report. */
+static bool all_cpus(const uint64_t *cpus)
+{
+	for (int i = 0; i < THREAD_CPU_WORDS; i++)
+		if (cpus[i] != UINT64_MAX)
+			return false;
+	return true;
+}
+
+/* Reads what glibc's attribute getters report; the affinity is the
+ * attribute's, else the creator's (recorded: see below). */
 static int attr_read(const pthread_attr_t *attr, struct thread_attr *a)
 {
 	*a = (struct thread_attr){0};
 	a->guardsize = (size_t)sysconf(_SC_PAGESIZE);
+	struct gthread *self = thread_self();
+	if (self && self->has_cpus) {
+		a->has_cpus = true;
+		memcpy(a->cpus, self->cpus, sizeof a->cpus);
+	}
 	if (!attr)
 		return 0;
+	/* glibc reports every CPU when the attribute has no affinity. */
+	uint64_t cpus[THREAD_CPU_WORDS];
+	if (pthread_attr_getaffinity_np(attr, sizeof cpus, (cpu_set_t *)cpus) == 0 &&
+	    !all_cpus(cpus)) {
+		a->has_cpus = true;
+		memcpy(a->cpus, cpus, sizeof a->cpus);
+	}
 	int ds;
 	size_t size, guard, ssize;
 	void *lo;
@@ -208,6 +231,8 @@ EXPORT int goshim_pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
 		err = pthread_attr_setguardsize(attr, th->si.guardsize);
 	if (!err && (atomic_load(&th->state) & THREAD_DETACHED))
 		err = pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
+	if (!err && th->has_cpus)
+		err = pthread_attr_setaffinity_np(attr, sizeof th->cpus, (cpu_set_t *)th->cpus);
 	if (err)
 		pthread_attr_destroy(attr);
 	return err;
@@ -244,6 +269,124 @@ EXPORT int goshim_pthread_getname_np(pthread_t t, char *buf, size_t len)
 }
 INTERPOSE(pthread_getname_np, "GLIBC_2.34");
 INTERPOSE_COMPAT(pthread_getname_np, V_2_12, v212);
+
+/* ---- CPU affinity ------------------------------------------------------
+ * The kernel pins a task, and a goroutine moves between tasks: the
+ * affinity of a pthread-goroutine lives in its record, as its name does.
+ * It is checked as the kernel checks it (EINVAL unless some CPU of the set
+ * is online), reported back (also by pthread_getattr_np and by
+ * sched_getaffinity(0) in the thread), and inherited by the threads it
+ * creates, as NPTL's are; but it does not pin the goroutine, which runs
+ * on whichever thread the scheduler gives it. Without one, a thread
+ * reports the mask the process has. glibc's functions would give the
+ * kernel the made-up tid (ESRCH). */
+
+/* The CPUs online, from sysfs ("0-3,8"); all if it cannot be read. */
+static void cpus_online(uint64_t *on)
+{
+	char buf[256];
+	memset(on, 0, THREAD_CPU_WORDS * sizeof *on);
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/sys/devices/system/cpu/online",
+	                      O_RDONLY | O_CLOEXEC);
+	long n = fd >= 0 ? syscall(SYS_read, fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		syscall(SYS_close, fd);
+	if (n <= 0) {
+		memset(on, 0xff, THREAD_CPU_WORDS * sizeof *on);
+		return;
+	}
+	buf[n] = 0;
+	for (char *p = buf; *p >= '0' && *p <= '9';) {
+		unsigned long lo = strtoul(p, &p, 10), hi = lo;
+		if (*p == '-')
+			hi = strtoul(p + 1, &p, 10);
+		for (unsigned long c = lo; c <= hi && c < THREAD_CPU_WORDS * 64; c++)
+			on[c / 64] |= UINT64_C(1) << (c % 64);
+		if (*p == ',')
+			p++;
+	}
+}
+
+static int cpus_set(struct gthread *th, size_t size, const cpu_set_t *set)
+{
+	uint64_t cpus[THREAD_CPU_WORDS] = {0}, on[THREAD_CPU_WORDS];
+	memcpy(cpus, set, size < sizeof cpus ? size : sizeof cpus);
+	cpus_online(on);
+	bool some = false;
+	for (int i = 0; i < THREAD_CPU_WORDS; i++)
+		some |= (cpus[i] & on[i]) != 0;
+	if (!some)
+		return EINVAL;
+	memcpy(th->cpus, cpus, sizeof cpus);
+	th->has_cpus = true;
+	return 0;
+}
+
+/* As the kernel answers (its size checks, then the mask, the rest of the
+ * caller's set cleared, as glibc clears it): the process's, or the one
+ * recorded. Returns 0 or an error number. */
+static int cpus_get(struct gthread *th, size_t size, cpu_set_t *set)
+{
+	long n = syscall(SYS_sched_getaffinity, getpid(), size, set);
+	if (n < 0)
+		return errno;
+	if (th->has_cpus)
+		memcpy(set, th->cpus, (size_t)n < sizeof th->cpus ? (size_t)n : sizeof th->cpus);
+	memset((char *)set + n, 0, size - (size_t)n);
+	return 0;
+}
+
+EXPORT int goshim_pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *set)
+{
+	struct gthread *th;
+	if (!interposing() || !(th = thread_of(t)))
+		return real.pthread_setaffinity_np(t, size, set);
+	return cpus_set(th, size, set);
+}
+INTERPOSE(pthread_setaffinity_np, "GLIBC_2.34");
+INTERPOSE_COMPAT(pthread_setaffinity_np, V_2_3_4, v234);
+
+EXPORT int goshim_pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set)
+{
+	struct gthread *th;
+	if (!interposing() || !(th = thread_of(t)))
+		return real.pthread_getaffinity_np(t, size, set);
+	int e = errno;
+	int err = cpus_get(th, size, set);
+	errno = e;
+	return err;
+}
+INTERPOSE(pthread_getaffinity_np, "GLIBC_2.32");
+INTERPOSE_COMPAT(pthread_getaffinity_np, V_2_3_4, v234);
+
+/* pid 0 is the calling thread: the goroutine, not the thread under it. */
+EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t *set)
+{
+	struct gthread *th;
+	if (pid != 0 || !interposing() || !(th = thread_self()))
+		return real.sched_setaffinity(pid, size, set);
+	int err = cpus_set(th, size, set);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
+{
+	struct gthread *th;
+	if (pid != 0 || !interposing() || !(th = thread_self()))
+		return real.sched_getaffinity(pid, size, set);
+	int err = cpus_get(th, size, set);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+SYMVER(sched_setaffinity, V_2_3_4);
+SYMVER(sched_getaffinity, V_2_3_4);
 
 /* A goroutine yields to the other goroutines (Go's Gosched); an adopted
  * thread (main) yields its thread, as without goshim. */

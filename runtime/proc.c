@@ -2748,7 +2748,9 @@ void schedinit(void)
 		throw("schedinit: out of memory");
 	int32_t procs = 0;
 	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) == 0)
+	CPU_ZERO(&set);
+	/* Raw: sched_getaffinity is interposed (a thread's affinity). */
+	if (syscall(SYS_sched_getaffinity, 0, sizeof set, &set) > 0)
 		procs = CPU_COUNT(&set);
 	if (procs < 1)
 		procs = 1;

@@ -291,6 +291,8 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
 	th->arg = arg;
 	if (a->detached)
 		atomic_store(&th->state, THREAD_DETACHED);
+	th->has_cpus = a->has_cpus;
+	memcpy(th->cpus, a->cpus, sizeof th->cpus);
 	tls_set_record(th->tp, (void *)thread_marker, th);
 	gp->thread = th;
 	gp->stack.lo = si.user_stack ? si.stackblock + 4096 : mem.lo;

@@ -13,6 +13,8 @@ enum {
 	THREAD_JOINED = 8,
 };
 
+#define THREAD_CPU_WORDS 16 /* 1,024 CPUs */
+
 struct gthread {
 	uint64_t magic;
 	struct g *g;              /* owned for good */
@@ -32,6 +34,8 @@ struct gthread {
 	struct gthread *joining_target; /* whom this thread waits to join */
 	struct gthread *next;     /* unit pool */
 	char name[16];            /* pthread_setname_np */
+	bool has_cpus;            /* interpose/thread.c: pthread_setaffinity_np's */
+	uint64_t cpus[THREAD_CPU_WORDS]; /* mask, recorded */
 	void **robust;            /* robust mutexes held (interpose/mutex.c) */
 	int nrobust, robustcap;
 };
@@ -44,6 +48,8 @@ struct thread_attr {
 	bool detached;
 	bool has_sigmask;         /* pthread_attr_setsigmask_np: its mask, */
 	uint64_t sigmask;         /* else the creator's */
+	bool has_cpus;            /* an affinity to record: the attribute's, */
+	uint64_t cpus[THREAD_CPU_WORDS]; /* else the creator's */
 };
 
 /* Set by interpose/: releases the robust mutexes an ending thread holds. */
