@@ -50,7 +50,10 @@ struct sudog *acquireSudog(void)
 		unlock(&sched.sudoglock);
 		/* If the central cache is empty, allocate a new one. */
 		if (pp->nsudogcache == 0) {
-			struct sudog *s = persistentalloc(sizeof *s, _Alignof(struct sudog));
+			/* A cache line each: a parked goroutine's sudog is
+			 * written by its waker, and neighbours belong to other
+			 * goroutines. */
+			struct sudog *s = persistentalloc(sizeof *s, 64);
 			if (!s)
 				throw("acquireSudog: out of memory");
 			pp->sudogcache[pp->nsudogcache++] = s;
