@@ -100,6 +100,14 @@ struct real_fns {
 	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
 	int (*pthread_kill)(pthread_t, int);
 	int (*sigpending)(sigset_t *);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	sighandler_t (*signal)(int, sighandler_t);
+	sighandler_t (*sysv_signal)(int, sighandler_t);
+	sighandler_t (*sigset)(int, sighandler_t);
+	int (*siginterrupt)(int, int);
+	int (*sighold)(int);
+	int (*sigrelse)(int);
+	int (*kill)(pid_t, int);
 	int (*pthread_barrier_init)(pthread_barrier_t *, const pthread_barrierattr_t *, unsigned);
 	int (*pthread_barrier_wait)(pthread_barrier_t *);
 	int (*pthread_barrier_destroy)(pthread_barrier_t *);

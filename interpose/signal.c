@@ -19,9 +19,20 @@
  * glibc 2.34: signal 0 and signals to a thread that has exited succeed
  * and send nothing; glibc's internal signals, and numbers out of range to
  * a live thread, are EINVAL. Threads that are not goroutines keep glibc's functions.
+ *
+ * The program's handlers (sigaction and the older calls built on it) are
+ * installed behind sig_router, which decides where a signal that landed
+ * on some M runs (runtime/proc.c: sig_route): one sent to the process
+ * goes on to main, as the kernel would give it to the main thread, unless
+ * main blocks it. The program still reads back the action it set:
+ * user_act keeps its handler and the two flags the router stands in for
+ * (SA_SIGINFO, SA_RESETHAND); the kernel keeps the rest. Synchronous
+ * signals (a fault runs where it happened) and glibc's own are not routed.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "interpose/interpose.h"
 
@@ -122,37 +133,59 @@ EXPORT int goshim_sigpending(sigset_t *set)
 }
 INTERPOSE(sigpending, V_BASE);
 
+/* The goroutine behind a pthread_t: a pthread-goroutine's, or main's. */
+static struct g *target_of(pthread_t t, bool *exited)
+{
+	struct gthread *th = thread_of(t);
+	*exited = false;
+	if (th) {
+		*exited = atomic_load(&th->state) & THREAD_EXITED;
+		return th->g;
+	}
+	struct g *mg = atomic_load(&main_g);
+	return mg && pthread_equal(t, main_pthread) ? mg : NULL;
+}
+
 EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 {
-	struct gthread *th;
-	if (!interposing() || !(th = thread_of(t)) || th == thread_self())
+	struct g *gp;
+	bool exited;
+	if (!interposing() || !(gp = target_of(t, &exited)) || gp == getg())
 		return real.pthread_kill(t, sig); /* to itself: glibc uses the M's tid */
 	/* In glibc's order: its own signals are refused, a thread that has
 	 * exited gets nothing (whatever the number), and the kernel refuses
 	 * a number out of range. */
 	if (sig == 32 || sig == 33)
 		return EINVAL; /* SIGCANCEL and SIGSETXID */
-	if (atomic_load(&th->state) & THREAD_EXITED)
+	if (exited)
 		return 0;
 	if (sig < 0 || sig > 64)
 		return EINVAL;
 	if (sig == 0)
 		return 0;
 	int e = errno;
+	if (gp == atomic_load(&main_g)) {
+		/* What the router gives main's handler, and the mark that
+		 * this signal is on its way to main (sig_route). */
+		siginfo_t si = {.si_signo = sig, .si_code = SI_TKILL};
+		si.si_pid = getpid();
+		si.si_uid = getuid();
+		main_info_put(sig, &si);
+	}
 	/* No runtime entry to leave it pending: safe from a signal handler.
 	 * The target's wait ends here where the caller may enter the runtime,
 	 * and then the caller yields, as the kernel lets a woken thread run;
 	 * from a handler that interrupted the scheduler or the runtime, the
 	 * next M through the scheduler, or sysmon, ends it. */
-	if (goroutine_kill(th->g, sig)) {
+	if (goroutine_kill(gp, sig)) {
 		if (may_enter_runtime()) {
 			interpose_enter();
-			bool readied = park_interrupt(th->g);
+			bool readied = park_interrupt(gp);
 			interpose_leave();
 			if (readied)
 				sched_yield(); /* ours */
 		} else {
-			park_interrupt_later(th->g);
+			park_interrupt_later(gp);
 		}
 	}
 	errno = e;
@@ -160,3 +193,250 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 }
 INTERPOSE(pthread_kill, "GLIBC_2.34");
 INTERPOSE_COMPAT(pthread_kill, V_BASE, base);
+
+/* kill of its own process by main, which lets the signal through: POSIX
+ * has it delivered to the caller before kill returns when no other thread
+ * lets it through, and Linux gives it to the main thread first. main's
+ * M may be any thread, and the kernel's choice another: the signal is
+ * sent to the calling thread itself, with the siginfo of a kill. */
+EXPORT int kill(pid_t pid, int sig)
+{
+	struct g *gp = mask_goroutine();
+	if (!gp || gp != atomic_load(&main_g) || pid != getpid() || sig < 1 || sig > 64 ||
+	    (gp->sigmask & SIGBIT(sig)) || (SIGBIT(sig) & (SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS)))
+		return real.kill(pid, sig);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = sig;
+	si.si_code = SI_USER;
+	si.si_pid = pid;
+	si.si_uid = getuid();
+	/* No scheduling point between the two calls: main stays on this M. */
+	return (int)syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)syscall(SYS_gettid), sig, &si);
+}
+SYMVER(kill, V_BASE);
+
+/* ---- the program's handlers, behind the router ---------------------- */
+
+#define ACT_SIGINFO (UINT64_C(1) << 63)
+#define ACT_RESETHAND (UINT64_C(1) << 62)
+#define ACT_HANDLER (ACT_RESETHAND - 1) /* user addresses are below 2^62 */
+static _Atomic uint64_t user_act[65];    /* 0: none (the router passes) */
+static _Atomic uint64_t sigintr;         /* siginterrupt's set (glibc's _sigintr) */
+
+static bool routed(int sig)
+{
+	return sig >= 1 && sig <= 64 && !(SIGBIT(sig) & (SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS));
+}
+
+static void goshim_sig_router(int sig, siginfo_t *si, void *uc)
+{
+	int e = errno;
+	uint64_t a = atomic_load(&user_act[sig]);
+	if (!a || sig_route(sig, si)) { /* none any more (a race with sigaction), or sent on */
+		errno = e;
+		return;
+	}
+	if (a & ACT_RESETHAND) {
+		/* The kernel would have reset it as it delivered the signal
+		 * (the handler only: the flags read back as they were set);
+		 * the router does so where the handler runs. */
+		uint64_t exp = a;
+		if (atomic_compare_exchange_strong(&user_act[sig], &exp, 0)) {
+			struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } k;
+			if (syscall(SYS_rt_sigaction, sig, NULL, &k, sizeof k.mask) == 0 &&
+			    k.handler == (void *)goshim_sig_router) {
+				k.handler = SIG_DFL;
+				k.flags = (k.flags & ~(unsigned long)SA_SIGINFO) | SA_RESETHAND |
+				          (a & ACT_SIGINFO ? SA_SIGINFO : 0);
+				syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof k.mask);
+			}
+			sig_catch_changed();
+		}
+	}
+	errno = e;
+	void *h = (void *)(uintptr_t)(a & ACT_HANDLER);
+	if (a & ACT_SIGINFO)
+		((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
+	else
+		((void (*)(int))h)(sig);
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (!interposing() || !routed(sig))
+		return real.sigaction(sig, act, old);
+	struct sigaction k, kold;
+	const struct sigaction *use = act;
+	uint64_t entry = 0;
+	if (act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN) {
+		entry = ((uintptr_t)act->sa_handler & ACT_HANDLER) |
+		        (act->sa_flags & SA_SIGINFO ? ACT_SIGINFO : 0) |
+		        (act->sa_flags & SA_RESETHAND ? ACT_RESETHAND : 0);
+		k = *act;
+		k.sa_sigaction = goshim_sig_router;
+		k.sa_flags = (act->sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+		use = &k;
+		sig_router_fn = (void *)goshim_sig_router;
+	}
+	uint64_t prev = act ? atomic_exchange(&user_act[sig], entry) : atomic_load(&user_act[sig]);
+	if (real.sigaction(sig, use, &kold) != 0) {
+		if (act)
+			atomic_store(&user_act[sig], prev);
+		return -1;
+	}
+	if (old) {
+		*old = kold;
+		if (kold.sa_sigaction == goshim_sig_router) {
+			old->sa_handler = prev ? (sighandler_t)(uintptr_t)(prev & ACT_HANDLER) : SIG_DFL;
+			old->sa_flags = (kold.sa_flags & ~SA_SIGINFO) |
+			                (prev & ACT_SIGINFO ? SA_SIGINFO : 0) |
+			                (prev & ACT_RESETHAND ? SA_RESETHAND : 0);
+		}
+	}
+	if (act)
+		sig_catch_changed();
+	return 0;
+}
+SYMVER(sigaction, V_BASE);
+
+static bool internal_or_bad(int sig)
+{
+	return sig < 1 || sig > 64 || sig == 32 || sig == 33;
+}
+
+/* glibc's signal (BSD semantics): the signal blocked in its handler, and
+ * SA_RESTART unless siginterrupt said otherwise. */
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	if (!interposing())
+		return real.signal(sig, handler);
+	if (handler == SIG_ERR || internal_or_bad(sig)) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	struct sigaction act, old;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = handler;
+	sigemptyset(&act.sa_mask);
+	sigaddset(&act.sa_mask, sig);
+	act.sa_flags = atomic_load(&sigintr) & SIGBIT(sig) ? 0 : SA_RESTART;
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+SYMVER(signal, V_BASE);
+
+EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return signal(sig, handler);
+}
+SYMVER(bsd_signal, V_BASE);
+
+EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+{
+	return signal(sig, handler);
+}
+SYMVER(ssignal, V_BASE);
+
+/* System V semantics: reset on delivery, not blocked, not restarted. */
+EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	if (!interposing())
+		return real.sysv_signal(sig, handler);
+	if (handler == SIG_ERR || internal_or_bad(sig)) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	struct sigaction act, old;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = handler;
+	sigemptyset(&act.sa_mask);
+	act.sa_flags = SA_RESETHAND | SA_NODEFER;
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+SYMVER(sysv_signal, V_BASE);
+
+EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+	return sysv_signal(sig, handler);
+}
+SYMVER(__sysv_signal, V_BASE);
+
+EXPORT int siginterrupt(int sig, int interrupt)
+{
+	if (!interposing())
+		return real.siginterrupt(sig, interrupt);
+	struct sigaction act;
+	if (internal_or_bad(sig)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sigaction(sig, NULL, &act) < 0)
+		return -1;
+	if (interrupt) {
+		atomic_fetch_or(&sigintr, SIGBIT(sig));
+		act.sa_flags &= ~SA_RESTART;
+	} else {
+		atomic_fetch_and(&sigintr, ~SIGBIT(sig));
+		act.sa_flags |= SA_RESTART;
+	}
+	return sigaction(sig, &act, NULL) < 0 ? -1 : 0;
+}
+SYMVER(siginterrupt, V_BASE);
+
+/* The System V mask calls, on the goroutine's mask as pthread_sigmask. */
+static int mask_one(int how, int sig, sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	if (sigaddset(&set, sig) < 0)
+		return -1;
+	return goshim_sigprocmask(how, &set, old);
+}
+
+EXPORT int sighold(int sig)
+{
+	if (!interposing())
+		return real.sighold(sig);
+	return mask_one(SIG_BLOCK, sig, NULL);
+}
+SYMVER(sighold, V_BASE);
+
+EXPORT int sigrelse(int sig)
+{
+	if (!interposing())
+		return real.sigrelse(sig);
+	return mask_one(SIG_UNBLOCK, sig, NULL);
+}
+SYMVER(sigrelse, V_BASE);
+
+/* glibc's sigset: SIG_HOLD blocks; any other disposition is installed
+ * and the signal unblocked. Returns SIG_HOLD if it was blocked before. */
+EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+	if (!interposing())
+		return real.sigset(sig, disp);
+	struct sigaction act, old;
+	sigset_t oset;
+	if (disp == SIG_HOLD) {
+		if (mask_one(SIG_BLOCK, sig, &oset) < 0)
+			return SIG_ERR;
+		if (sigismember(&oset, sig))
+			return SIG_HOLD;
+		if (sigaction(sig, NULL, &old) < 0)
+			return SIG_ERR;
+		return old.sa_handler;
+	}
+	memset(&act, 0, sizeof act);
+	act.sa_handler = disp;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR;
+	if (mask_one(SIG_UNBLOCK, sig, &oset) < 0)
+		return SIG_ERR;
+	return sigismember(&oset, sig) ? SIG_HOLD : old.sa_handler;
+}
+SYMVER(sigset, V_BASE);

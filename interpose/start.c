@@ -61,6 +61,14 @@ static void resolve_all(void)
 	RESOLVE(sigprocmask, "sigprocmask", V_BASE);
 	RESOLVE(pthread_kill, "pthread_kill", "GLIBC_2.34");
 	RESOLVE(sigpending, "sigpending", V_BASE);
+	RESOLVE(sigaction, "sigaction", V_BASE);
+	RESOLVE(signal, "signal", V_BASE);
+	RESOLVE(sysv_signal, "sysv_signal", V_BASE);
+	RESOLVE(sigset, "sigset", V_BASE);
+	RESOLVE(siginterrupt, "siginterrupt", V_BASE);
+	RESOLVE(sighold, "sighold", V_BASE);
+	RESOLVE(sigrelse, "sigrelse", V_BASE);
+	RESOLVE(kill, "kill", V_BASE);
 	RESOLVE(pthread_barrier_init, "pthread_barrier_init", "GLIBC_2.34");
 	RESOLVE(pthread_barrier_wait, "pthread_barrier_wait", "GLIBC_2.34");
 	RESOLVE(pthread_barrier_destroy, "pthread_barrier_destroy", "GLIBC_2.34");
@@ -141,6 +149,9 @@ void interpose_init(void)
 		thread_init();
 		thread_robust_exit = mutex_owner_died;
 		interpose_active = true;
+		/* The leader loading us runs main: it becomes migratable. */
+		if (syscall(SYS_gettid) == getpid())
+			main_unlock();
 	}
 	if (debug_exitstats) {
 		exitstats_fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);

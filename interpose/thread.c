@@ -203,7 +203,8 @@ EXPORT __attribute__((noreturn)) void goshim_pthread_exit(void *value)
 			 * finishes the thread with this result. */
 			th->result = value;
 			th->exit_called = true;
-		} else if (syscall(SYS_gettid) == getpid()) {
+		} else if (getg() && (getg() == atomic_load(&main_g) ||
+		                      (getg()->lockedm && syscall(SYS_gettid) == getpid()))) {
 			/* main: the process lives on until the last thread
 			 * exits, then exits with status 0, as with NPTL. */
 			interpose_enter();
@@ -388,12 +389,13 @@ EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
 SYMVER(sched_setaffinity, V_2_3_4);
 SYMVER(sched_getaffinity, V_2_3_4);
 
-/* A goroutine yields to the other goroutines (Go's Gosched); an adopted
- * thread (main) yields its thread, as without goshim. */
+/* A goroutine yields to the other goroutines (Go's Gosched); a thread
+ * that stays locked to its M (an adopted one) yields its thread, as
+ * without goshim. */
 EXPORT int goshim_sched_yield(void)
 {
 	struct g *gp;
-	if (!interposing() || !(gp = getg()) || gp->adopted || gp == gp->m->g0)
+	if (!interposing() || !(gp = getg()) || gp->lockedm || gp == gp->m->g0)
 		return real.sched_yield();
 	interpose_enter();
 	gosched();

@@ -116,10 +116,6 @@ static uint64_t initial_mask; /* the loading thread's, for goroutines g0 starts 
  * natively. main, locked to its M, always has its own mask there. */
 static _Atomic bool masks_used;
 static _Atomic uint32_t mask_epoch; /* bumped by sigmask_used; Ms ack in m.mask_epoch */
-#define SIG_NEVER_BLOCKED (SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(32) | SIGBIT(33))
-#define SIG_SYNCHRONOUS                                                                    \
-	(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP) | \
-	 SIGBIT(SIGSYS))
 #define MASK_IDLE (~(SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS))
 
 uint64_t sigmask_fix(uint64_t mask)
@@ -145,13 +141,17 @@ static inline void sigmask_idle(struct m *mp)
 }
 
 static void sigmask_used(void);
+static void sig_catch_sync(uint64_t newly);
 
 /* pthread_sigmask of the calling goroutine, inside the runtime (so on the
  * M it runs on until it leaves). */
 void goroutine_setmask(struct g *gp, uint64_t mask)
 {
+	uint64_t old = gp->sigmask;
 	gp->sigmask = mask;
 	sigmask_apply(getg()->m, mask);
+	if (gp == atomic_load(&main_g))
+		sig_catch_sync(mask & ~old); /* sysmon catches for main */
 	if (unlikely(mask != initial_mask) && !atomic_load(&masks_used))
 		sigmask_used();
 }
@@ -299,9 +299,208 @@ void sigpending_deliver(uint64_t also)
 		int sig = __builtin_ctzll(want) + 1;
 		uint64_t bit = SIGBIT(sig);
 		want &= ~bit;
-		if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
-			tgkill_raw(getg()->m->procid, sig);
+		if (!(atomic_fetch_and(&gp->sigpending, ~bit) & bit))
+			continue;
+		siginfo_t si;
+		if ((bit & also & gp->sigmask) && gp == atomic_load(&main_g))
+			main_info_take(sig, &si); /* a sigwait takes it, not the router */
+		tgkill_raw(getg()->m->procid, sig);
 	}
+}
+
+/* ---- main and process-directed signals ----------------------------- */
+
+/* Not in Go, whose signals all go to its own handler. A process-directed
+ * signal (kill, Ctrl-C, alarm, a timer, SIGCHLD) goes to a thread that
+ * does not block it, and Linux asks the thread group leader first: the
+ * program's handler runs in main, and main's blocking call fails with
+ * EINTR, the usual way a server's main loop learns it must stop. main is
+ * an ordinary goroutine here (main_unlock) and the leader is M0, which
+ * runs whatever goroutine comes, so the program's handlers are installed
+ * behind a router (interpose/signal.c) that sends such a signal on to
+ * main when main lets it through: pending on main, whose wait ends
+ * (park_interrupt_later) and which runs the handler where it is next
+ * running, as pthread_kill does. Invariants:
+ *  - A signal that main blocks, one aimed at a thread (tgkill, raise, the
+ *    kernel's SIGPIPE to the writer) and any taken by main itself run
+ *    where they land.
+ *  - sysmon's thread lets through what main lets through (sysmon_sigmask)
+ *    and runs no handler: with main parked and every M busy or idle, a
+ *    signal for main still has a thread to land on.
+ *  - The siginfo of a forwarded signal is kept (main_info, one per
+ *    signal: standard signals do not queue) and handed to the handler
+ *    when it runs in main. While one is kept, that signal is in flight to
+ *    main: a copy that lands elsewhere is sent on again. */
+_Atomic(struct g *) main_g;
+pthread_t main_pthread;
+static siginfo_t main_info[65];
+static _Atomic uint64_t main_info_busy, main_info_set;
+static _Atomic uint32_t catch_epoch; /* sig_catch_changed: sysmon's mask is stale */
+__thread bool on_sysmon __attribute__((tls_model("initial-exec")));
+
+void main_info_put(int sig, const siginfo_t *si)
+{
+	uint64_t bit = SIGBIT(sig);
+	if (atomic_fetch_or(&main_info_busy, bit) & bit)
+		return; /* one is kept already: the two are one pending signal */
+	main_info[sig] = *si;
+	atomic_fetch_or(&main_info_set, bit);
+}
+
+bool main_info_take(int sig, siginfo_t *si)
+{
+	uint64_t bit = SIGBIT(sig);
+	if (!(atomic_load(&main_info_set) & bit))
+		return false;
+	*si = main_info[sig];
+	atomic_fetch_and(&main_info_set, ~bit);
+	atomic_fetch_and(&main_info_busy, ~bit);
+	return true;
+}
+
+/* Sent to the process (any thread may take it), or to one thread? The
+ * kernel's SIGPIPE and SIGXFSZ go to the thread that wrote, with the
+ * code of a kill from the process itself; tgkill, tkill and raise say
+ * SI_TKILL. A tgkill to the leader's tid from elsewhere was meant for the
+ * main thread. */
+static bool process_directed(int sig, const siginfo_t *si)
+{
+	pid_t self = (pid_t)syscall(SYS_getpid);
+	if (si->si_code == SI_TKILL)
+		return si->si_pid != self && syscall(SYS_gettid) == self;
+	if (si->si_code == SI_USER && (sig == SIGPIPE || sig == SIGXFSZ))
+		return si->si_pid != self;
+	return true;
+}
+
+/* The router's decision for a caught signal that landed on this thread:
+ * true when it went on to main (the handler runs there), false when the
+ * handler runs here. Called from the signal handler: no locks. */
+bool sig_route(int sig, siginfo_t *si)
+{
+	struct g *mg = atomic_load(&main_g), *gp = getg();
+	uint64_t bit = SIGBIT(sig);
+	bool here_ok = !on_sysmon;
+	if (!mg)
+		return !here_ok; /* main is gone: any thread (sysmon, racing its
+		                  * mask change, drops it) */
+	if (gp == mg) {
+		main_info_take(sig, si); /* the one it was sent on with */
+		return false;
+	}
+	/* Our own tgkill of main's M that found another goroutine there
+	 * (main moved on): still main's. */
+	bool in_flight = si->si_code == SI_TKILL && si->si_pid == (pid_t)syscall(SYS_getpid) &&
+	                 (atomic_load(&main_info_set) & bit);
+	bool to_main = in_flight || (process_directed(sig, si) && !(mg->sigmask & bit));
+	if (!to_main && here_ok)
+		return false;
+	/* On sysmon, a signal main blocks (its mask was changing) stays
+	 * pending for main, as it would for the process. */
+	main_info_put(sig, si);
+	if (goroutine_kill(mg, sig))
+		park_interrupt_later(mg);
+	return true;
+}
+
+/* A program's handler was installed or removed, or main's mask changed:
+ * sysmon takes a new mask at its next round. */
+void sig_catch_changed(void)
+{
+	atomic_fetch_add(&catch_epoch, 1);
+}
+
+void *sig_router_fn; /* interpose/signal.c's handler, once it installed one */
+
+/* sysmon's thread lets through what main does, but not a signal whose
+ * handler is not the router (set where the router could not see it): that
+ * handler must not run on sysmon. With main gone, nothing but glibc's own.
+ * Runs on sysmon, at each round after a change, and publishes what it lets
+ * through (sysmon_open) and the change it took (sysmon_acked). */
+static _Atomic uint32_t sysmon_kick;  /* bumped to cut sysmon's sleep short */
+static _Atomic uint32_t sysmon_acked; /* the catch_epoch sysmon's mask reflects */
+static _Atomic uint64_t sysmon_open;  /* signals sysmon's mask lets through */
+
+void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
+{
+	uint32_t e = atomic_load(&catch_epoch);
+	if (e == *seen)
+		return;
+	*seen = e;
+	struct g *mg = atomic_load(&main_g);
+	uint64_t want = ~UINT64_C(0);
+	if (mg) {
+		want = mg->sigmask;
+		for (int sig = 1; sig <= 64; sig++) {
+			void *h = sig_handler(sig);
+			if (h != SIG_DFL && h != SIG_IGN && h != sig_router_fn && !sig_handler_is_runtime(h))
+				want |= SIGBIT(sig);
+		}
+		want &= ~SIG_SYNCHRONOUS;
+	}
+	want &= ~SIG_NEVER_BLOCKED; /* glibc's setxid signals every thread */
+	if (want != *applied) {
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &want, NULL, sizeof want);
+		*applied = want;
+	}
+	atomic_store(&sysmon_open, ~want);
+	atomic_store(&sysmon_acked, e);
+	futexwakeup(&sysmon_acked, INT32_MAX);
+}
+
+bool sig_catch_stale(uint32_t seen)
+{
+	return atomic_load(&catch_epoch) != seen;
+}
+
+/* sysmon's pause between rounds, cut short by sig_catch_sync. */
+void sysmon_sleep(int64_t usec, uint32_t seen)
+{
+	uint32_t k = atomic_load(&sysmon_kick);
+	if (atomic_load(&catch_epoch) != seen)
+		return;
+	futexsleep(&sysmon_kick, k, usec * 1000);
+}
+
+/* main blocked the signals in newly. One that sysmon lets through and
+ * whose action is the default (end or stop the process) must be blocked
+ * there too before pthread_sigmask returns: natively it would now stay
+ * pending. (A routed one landing there meanwhile is kept for main.) */
+static void sig_catch_sync(uint64_t newly)
+{
+	uint32_t e = atomic_fetch_add(&catch_epoch, 1) + 1;
+	uint64_t risky = newly & atomic_load(&sysmon_open);
+	bool wait = false;
+	while (risky && !wait) {
+		int sig = __builtin_ctzll(risky) + 1;
+		risky &= risky - 1;
+		wait = sig_handler(sig) == SIG_DFL && !sig_discarded(sig);
+	}
+	sysmon_wake();
+	if (!wait)
+		return;
+	atomic_fetch_add(&sysmon_kick, 1);
+	futexwakeup(&sysmon_kick, 1);
+	for (;;) {
+		uint32_t a = atomic_load(&sysmon_acked);
+		if ((int32_t)(a - e) >= 0)
+			return;
+		futexsleep(&sysmon_acked, a, 1000 * 1000);
+	}
+}
+
+/* Can a signal handler of the program still wake a goroutine (a sem_post
+ * or a write from a handler)? Then no deadlock can be proved. */
+bool sig_handlers_installed(void)
+{
+	for (int sig = 1; sig <= 64; sig++) {
+		if (SIGBIT(sig) & (SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS))
+			continue;
+		void *h = sig_handler(sig);
+		if (h != SIG_DFL && h != SIG_IGN && !sig_handler_is_runtime(h))
+			return true;
+	}
+	return false;
 }
 
 static uint64_t sigmask_of(const sigset_t *set)
@@ -767,6 +966,10 @@ static void goexit0(struct g *gp)
 		if (locked && mp->ownthread)
 			mexit(mp);
 		schedule();
+	}
+	if (gp == atomic_load(&main_g)) {
+		atomic_store(&main_g, NULL); /* signals go where they land */
+		sig_catch_changed();
 	}
 	if (gp->adopted) {
 		/* An adopted thread's goroutine (main, say) called go_exit: its
@@ -2443,6 +2646,10 @@ void afterforkinchild(void)
 	mp->procid = (pid_t)syscall(SYS_gettid);
 	mp->lastg = NULL;
 	atomic_store(&me->sigpending, 0); /* a fork child starts with none pending */
+	atomic_store(&main_info_set, 0);
+	atomic_store(&main_info_busy, 0);
+	if (atomic_load(&main_g))
+		atomic_store(&main_g, me); /* the child's only thread is its leader */
 	mp->alllink = NULL;
 	allm = mp;
 	mp->schedlink = NULL;
@@ -2579,6 +2786,10 @@ void checkdead(void)
 	/* There are no goroutines running, so we can look at the P's timers:
 	 * a goroutine waiting for a timer is not deadlocked. */
 	if (timers_any())
+		return;
+	/* Nor one whose handler may post a semaphore (main in sem_wait, woken
+	 * from a SIGALRM handler), as POSIX allows: natively it would wait. */
+	if (sig_handlers_installed())
 		return;
 	int grunning = 0;
 	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
@@ -2721,6 +2932,48 @@ void newm_sysmon(void)
 	pthread_attr_destroy(&attr);
 	if (err)
 		throw("newosproc: cannot start sysmon");
+}
+
+/* DESIGN.md "The main thread": main becomes an ordinary goroutine that
+ * any M runs, so a wake-up of main costs what any goroutine's does. It
+ * keeps the process's first TCB as its identity (glibc's, with the pid
+ * for tid); M0, the first thread, gets one of its own for the scheduler
+ * and the go() goroutines it runs, which takes main's place on glibc's
+ * thread list (setxid signals M0 by it, and main, like every identity,
+ * is on no list). Process-directed signals find main through the router
+ * (above). Called once, by main, once identities can be built
+ * (tls_init); if one cannot, main stays locked to M0. */
+void main_unlock(void)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	if (gp->lockedm != mp || mp->g0->stack.hi == 0)
+		throw("main_unlock: not main");
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t size = (tls_reserve() + pg - 1) & ~(pg - 1);
+	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return;
+	struct tls_stackinfo si = {
+		.stackblock = mp->g0->stack.lo,
+		.stackblock_size = mp->g0->stack.hi - mp->g0->stack.lo,
+		.user_stack = true,
+	};
+	uintptr_t lo, tp = tls_build((uintptr_t)mem + size, &lo, mp->g0, &si);
+	if (!tp) {
+		munmap(mem, size);
+		return;
+	}
+	tls_start_on(tp);
+	tls_take_main_place(tp);
+	main_pthread = pthread_self();
+	mp->tls = tp;
+	mp->g0buf.tls = tp;
+	mp->lockedInt = 0;
+	mp->lockedg = NULL;
+	gp->lockedm = NULL;
+	atomic_store(&main_g, gp);
+	sig_catch_changed();
 }
 
 /* proc.go: schedinit. Runs once, from the library constructor (or the

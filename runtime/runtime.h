@@ -227,7 +227,7 @@ struct m {
 	struct g *lockedg;
 	uint32_t lockedExt, lockedInt;
 	uint64_t fastrand;
-	uintptr_t tls;           /* this thread's TLS base */
+	uintptr_t tls;           /* the TLS base of its g0 (its own identity) */
 	pid_t procid;
 	void (*mstartfn)(void);
 	int locks;               /* > 0: holds runtime locks, no preemption */
@@ -417,6 +417,28 @@ void sigprocmask_raw(int how, const sigset_t *set, sigset_t *old);
 bool goroutine_kill(struct g *gp, int sig);
 uint64_t park_sigs(struct g *gp);
 void sigpending_deliver(uint64_t also);
+/* The signals no thread blocks, and those the kernel sends to the thread
+ * that faulted: never routed, never blocked by an M. */
+#define SIG_NEVER_BLOCKED (SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(32) | SIGBIT(33))
+#define SIG_SYNCHRONOUS                                                                    \
+	(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP) | \
+	 SIGBIT(SIGSYS))
+/* main as a migratable goroutine, and the router of process-directed
+ * signals to it (proc.c; the handlers' side is interpose/signal.c). */
+extern _Atomic(struct g *) main_g;
+extern pthread_t main_pthread;
+void main_unlock(void);
+bool sig_route(int sig, siginfo_t *si);
+bool main_info_take(int sig, siginfo_t *si);
+void main_info_put(int sig, const siginfo_t *si);
+void sig_catch_changed(void);
+void sysmon_sigmask(uint32_t *seen, uint64_t *applied);
+void sysmon_sleep(int64_t usec, uint32_t seen);
+bool sig_catch_stale(uint32_t seen);
+extern void *sig_router_fn;
+bool sig_handlers_installed(void);
+bool sig_handler_is_runtime(void *h);
+extern __thread bool on_sysmon __attribute__((tls_model("initial-exec")));
 
 /* fork (proc.c): around glibc's fork, from its pthread_atfork handlers. */
 void beforefork(void);
@@ -669,6 +691,8 @@ int tls_self_tid(void);
 void *tls_thread_record(uintptr_t tp, void *marker);
 void tls_set_record(uintptr_t tp, void *marker, void *rec);
 void tls_start(void);
+void tls_start_on(uintptr_t tp);
+void tls_take_main_place(uintptr_t tp);
 void tls_exit(void);
 void *tls_cleanup_jmp_buf_slot(void);
 bool tls_canceled(uintptr_t tp);

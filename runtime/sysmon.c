@@ -105,6 +105,9 @@ void *sysmon_thread(void *arg)
 {
 	(void)arg;
 	minit_signalstack();
+	on_sysmon = true;
+	uint32_t mask_seen = UINT32_MAX;       /* sysmon_sigmask's state */
+	uint64_t mask_applied = ~UINT64_C(0); /* created with every signal blocked */
 	int64_t lasttrace = 0;
 	int idle = 0;   /* how many cycles in succession we had not retaken */
 	int64_t delay = 0;
@@ -115,7 +118,8 @@ void *sysmon_thread(void *arg)
 			delay *= 2;
 		if (delay > 10 * 1000) /* up to 10ms */
 			delay = 10 * 1000;
-		usleep_raw(delay);
+		sysmon_sleep(delay, mask_seen);
+		sysmon_sigmask(&mask_seen, &mask_applied);
 		int64_t now = nanotime();
 		if (debug_schedtrace_ms <= 0 &&
 		    (atomic_load(&sched.gcwaiting) ||
@@ -134,6 +138,11 @@ void *sysmon_thread(void *arg)
 					int64_t sleep = 60LL * 1000 * 1000 * 1000;
 					if (next - now < sleep)
 						sleep = next - now;
+					/* A mask change for main that sysmon_wake
+					 * missed (it found sysmonwait 0) is taken
+					 * first. */
+					if (sig_catch_stale(mask_seen))
+						sleep = 0;
 					syscallWake = notetsleep(&sched.sysmonnote, sleep);
 					lock(&sched.lock);
 					atomic_store(&sched.sysmonwait, 0);

@@ -400,6 +400,8 @@ int thread_detach(struct gthread *th)
  * exits, then exits with status 0. */
 __attribute__((noreturn)) void thread_wait_all_then_exit(void)
 {
+	atomic_store(&main_g, NULL); /* its signals go to the other threads */
+	sig_catch_changed();
 	lock(&livelock);
 	while (live_threads > 0) {
 		parkq_wait(&live_waiters, &livelock, 0, false, waitReasonThreadJoin, NULL);

@@ -511,6 +511,16 @@ static void setxid_on_own_identity(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
+/* tls_start for an identity that no goroutine starts on (M0's own, made
+ * when main becomes migratable): installed just for the call. */
+void tls_start_on(uintptr_t tp)
+{
+	uintptr_t cur = goshim_arch_tls_base();
+	set_thread_pointer(tp);
+	tls_start();
+	set_thread_pointer(cur);
+}
+
 /* After glibc installed its handler (its first pthread_create). */
 void tls_wrap_setxid(void)
 {
@@ -522,6 +532,36 @@ void tls_wrap_setxid(void)
 	act = old;
 	act.handler = (void *)setxid_on_own_identity;
 	syscall(SYS_rt_sigaction, SIGSETXID_NO, &act, NULL, 8);
+}
+
+/* mpd, an M's own TCB, takes gpd's place on glibc's thread list (in the
+ * stack cache, on no list, or self-linked before), with the thread's tid;
+ * gpd, a goroutine's identity, is on no list, as an identity is built. */
+static void take_list_place(char *mpd, char *gpd)
+{
+	struct list { struct list *next, *prev; };
+	struct list *ml = (struct list *)(mpd + OFF_LIST), *gl = (struct list *)(gpd + OFF_LIST);
+	/* Out of the stack cache. An adopted M's own TCB (a user stack) was
+	 * on dl_stack_user, which glibc emptied: its links are stale then. */
+	if (ml->next->prev == ml && ml->prev->next == ml) {
+		ml->next->prev = ml->prev;
+		ml->prev->next = ml->next;
+	}
+	ml->next = gl->next;       /* in the identity's place */
+	ml->prev = gl->prev;
+	gl->next->prev = ml;
+	gl->prev->next = ml;
+	gl->next = gl->prev = gl;  /* as an identity is built */
+	*(int *)(mpd + OFF_TID) = (int)syscall(SYS_gettid);
+}
+
+/* main_unlock: M0's new TCB stands for the first thread on the list, in
+ * place of main's, which main takes with it. Only the main thread's own
+ * entry of dl_stack_user moves: threads that start meanwhile link into
+ * dl_stack_used, under glibc's lock, and touch neither. */
+void tls_take_main_place(uintptr_t tp)
+{
+	take_list_place(pd_of(tp), pd_of(goshim_arch_tls_base()));
 }
 
 /* afterforkinchild. glibc's fork child (reclaim_stacks) takes the TCB it
@@ -538,20 +578,7 @@ void tls_afterforkinchild(struct m *mp)
 	char *mpd = pd_of(mp->tls), *gpd = pd_of(goshim_arch_tls_base());
 	if (mpd == gpd)
 		return; /* main, or no identities: glibc saw the M's own TCB */
-	struct list { struct list *next, *prev; };
-	struct list *ml = (struct list *)(mpd + OFF_LIST), *gl = (struct list *)(gpd + OFF_LIST);
-	/* Out of the stack cache. An adopted M's own TCB (a user stack) was
-	 * on dl_stack_user, which glibc emptied: its links are stale then. */
-	if (ml->next->prev == ml && ml->prev->next == ml) {
-		ml->next->prev = ml->prev;
-		ml->prev->next = ml->next;
-	}
-	ml->next = gl->next;       /* in the identity's place */
-	ml->prev = gl->prev;
-	gl->next->prev = ml;
-	gl->prev->next = ml;
-	gl->next = gl->prev = gl;  /* as an identity is built */
-	*(int *)(mpd + OFF_TID) = (int)syscall(SYS_gettid);
+	take_list_place(mpd, gpd);
 	/* glibc's fork gave the kernel the identity's robust list, which may
 	 * be recycled: the thread's own goes back. */
 	syscall(SYS_set_robust_list, mpd + OFF_ROBUST_HEAD, (size_t)24);

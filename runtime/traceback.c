@@ -735,6 +735,9 @@ void throw(const char *msg)
 /* ---- signals (signal_unix.go) --------------------------------------- */
 
 static struct sigaction old_segv, old_bus;
+/* glibc's own entry: sigaction itself is interposed (interpose/signal.c),
+ * and the runtime's handlers are not the program's to route. */
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 
 static void context_regs(const void *uctx, uintptr_t *pc, uintptr_t *fp)
 {
@@ -803,7 +806,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uctx)
 	/* Not ours: put back what the program had (its handler, or SIG_DFL)
 	 * and return, so that the faulting instruction runs again and meets
 	 * it natively. A signal sent with kill() does not recur by itself. */
-	sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
+	__sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
 	if (si->si_code <= 0)
 		syscall(SYS_tgkill, (long)syscall(SYS_getpid), (long)me, (long)sig);
 	errno = saved_errno;
@@ -826,19 +829,25 @@ void install_fatal_signals(void)
 	sigdelset(&sa.sa_mask, SIGTRAP);
 
 	/* A program that handles (or ignores) SIGQUIT keeps it. */
-	if (sigaction(SIGQUIT, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+	if (__sigaction(SIGQUIT, NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
 	    cur.sa_handler == SIG_DFL) {
 		sa.sa_sigaction = sigquit_handler;
 		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-		sigaction(SIGQUIT, &sa, NULL);
+		__sigaction(SIGQUIT, &sa, NULL);
 	}
 
 	/* SA_NODEFER: a fault inside the handler reaches it again (and ends
 	 * the process with a message) instead of killing it silently. */
 	sa.sa_sigaction = fault_handler;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
+	__sigaction(SIGSEGV, &sa, &old_segv);
+	__sigaction(SIGBUS, &sa, &old_bus);
+}
+
+/* Is h the runtime's own SIGQUIT dump, which wakes no goroutine? */
+bool sig_handler_is_runtime(void *h)
+{
+	return h == (void *)sigquit_handler;
 }
 
 /* The alternate signal stack this thread got from minit_signalstack, if
