@@ -2662,6 +2662,7 @@ void afterforkinchild(void)
 	atomic_store(&sched.nmspinning, 0);
 	atomic_store(&nthreads_own, 1);
 	atomic_store(&sysmon_started, false);
+	atomic_store(&sysmon_open, 0); /* no sysmon to wait for (sig_catch_sync) */
 	atomic_store(&sched.sysmonwait, 0);
 	noteclear(&sched.sysmonnote);
 	noteclear(&sched.stopnote);

@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -147,6 +148,14 @@ static void t_fork(void)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
+		/* As a child does before exec: block, unblock, block. */
+		sigset_t s;
+		sigemptyset(&s);
+		sigaddset(&s, SIGTERM);
+		sigaddset(&s, SIGINT);
+		if (sigprocmask(SIG_BLOCK, &s, NULL) != 0 || sigprocmask(SIG_UNBLOCK, &s, NULL) != 0 ||
+		    sigprocmask(SIG_BLOCK, &s, NULL) != 0)
+			_exit(4);
 		pthread_t t;
 		void *r;
 		if (pthread_create(&t, NULL, child_thread, (void *)41) != 0 || pthread_join(t, &r) != 0 ||
@@ -156,7 +165,8 @@ static void t_fork(void)
 	}
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
-	printf("fork from main: the child made and joined a thread, kept main's __thread and key: "
+	printf("fork from main: the child changed its mask, made and joined a thread, kept main's "
+	       "__thread and key: "
 	       "%s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "yes" : "no");
 }
 
