@@ -305,12 +305,9 @@ static bool internal_or_bad(int sig)
 	return sig < 1 || sig > 64 || sig == 32 || sig == 33;
 }
 
-/* glibc's signal (BSD semantics): the signal blocked in its handler, and
- * SA_RESTART unless siginterrupt said otherwise. */
-EXPORT sighandler_t signal(int sig, sighandler_t handler)
+/* signal and sysv_signal: one action, the previous handler back. */
+static sighandler_t set_handler(int sig, sighandler_t handler, int flags, bool block_self)
 {
-	if (!interposing())
-		return real.signal(sig, handler);
 	if (handler == SIG_ERR || internal_or_bad(sig)) {
 		errno = EINVAL;
 		return SIG_ERR;
@@ -319,11 +316,22 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	memset(&act, 0, sizeof act);
 	act.sa_handler = handler;
 	sigemptyset(&act.sa_mask);
-	sigaddset(&act.sa_mask, sig);
-	act.sa_flags = atomic_load(&sigintr) & SIGBIT(sig) ? 0 : SA_RESTART;
+	if (block_self)
+		sigaddset(&act.sa_mask, sig);
+	act.sa_flags = flags;
 	if (sigaction(sig, &act, &old) < 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+/* glibc's signal (BSD semantics): the signal blocked in its handler, and
+ * SA_RESTART unless siginterrupt said otherwise. */
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	if (!interposing())
+		return real.signal(sig, handler);
+	int flags = sig >= 1 && sig <= 64 && (atomic_load(&sigintr) & SIGBIT(sig)) ? 0 : SA_RESTART;
+	return set_handler(sig, handler, flags, true);
 }
 SYMVER(signal, V_BASE);
 
@@ -344,18 +352,7 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
 	if (!interposing())
 		return real.sysv_signal(sig, handler);
-	if (handler == SIG_ERR || internal_or_bad(sig)) {
-		errno = EINVAL;
-		return SIG_ERR;
-	}
-	struct sigaction act, old;
-	memset(&act, 0, sizeof act);
-	act.sa_handler = handler;
-	sigemptyset(&act.sa_mask);
-	act.sa_flags = SA_RESETHAND | SA_NODEFER;
-	if (sigaction(sig, &act, &old) < 0)
-		return SIG_ERR;
-	return old.sa_handler;
+	return set_handler(sig, handler, SA_RESETHAND | SA_NODEFER, false);
 }
 SYMVER(sysv_signal, V_BASE);
 
