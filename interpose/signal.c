@@ -233,7 +233,17 @@ static void goshim_sig_router(int sig, siginfo_t *si, void *uc)
 {
 	int e = errno;
 	uint64_t a = atomic_load(&user_act[sig]);
-	if (!a || sig_route(sig, si)) { /* none any more (a race with sigaction), or sent on */
+	int route = a ? sig_route(sig, si) : SIG_ROUTE_SENT; /* none: a race with sigaction */
+	if (route == SIG_ROUTE_REPOST) {
+		/* Blocked here (now, and from the handler's return on),
+		 * pending for the process: a thread that lets it through
+		 * takes it. */
+		uint64_t bit = SIGBIT(sig);
+		syscall(SYS_rt_sigprocmask, SIG_BLOCK, &bit, NULL, sizeof bit);
+		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
+		syscall(SYS_kill, (pid_t)syscall(SYS_getpid), sig);
+	}
+	if (route != SIG_ROUTE_HERE) {
 		errno = e;
 		return;
 	}
@@ -252,6 +262,12 @@ static void goshim_sig_router(int sig, siginfo_t *si, void *uc)
 				syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof k.mask);
 			}
 			sig_catch_changed();
+		} else if (!exp) {
+			/* Another delivery ran it and reset it: this one meets
+			 * the default action, as the kernel would give it. */
+			syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), (pid_t)syscall(SYS_gettid), sig);
+			errno = e;
+			return;
 		}
 	}
 	errno = e;
@@ -279,11 +295,18 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 		use = &k;
 		sig_router_fn = (void *)goshim_sig_router;
 	}
-	uint64_t prev = act ? atomic_exchange(&user_act[sig], entry) : atomic_load(&user_act[sig]);
+	/* A handler is recorded before the router may see its signal; one
+	 * removed is forgotten once the router can no longer see it. */
+	uint64_t prev = entry ? atomic_exchange(&user_act[sig], entry) : atomic_load(&user_act[sig]);
 	if (real.sigaction(sig, use, &kold) != 0) {
-		if (act)
+		if (entry)
 			atomic_store(&user_act[sig], prev);
 		return -1;
+	}
+	if (act && !entry) {
+		prev = atomic_exchange(&user_act[sig], 0);
+		siginfo_t stale;
+		main_info_take(sig, &stale); /* kept for a handler that is gone */
 	}
 	if (old) {
 		*old = kold;

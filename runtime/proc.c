@@ -218,6 +218,8 @@ static void tgkill_raw(pid_t tid, int sig)
 	syscall(SYS_tgkill, (pid_t)syscall(SYS_getpid), tid, sig);
 }
 
+static void tgkill_g(struct g *gp, pid_t tid, int sig);
+
 /* The action for sig: SIG_DFL, SIG_IGN or a handler (raw: the runtime
  * never calls the interposed sigaction). */
 static void *sig_handler(int sig)
@@ -277,7 +279,7 @@ bool goroutine_kill(struct g *gp, int sig)
 		               * next, unless its system call takes it (sigwait,
 		               * sigsuspend) */
 	if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
-		tgkill_raw(mp->procid, sig);
+		tgkill_g(gp, mp->procid, sig);
 	return false;
 }
 
@@ -301,10 +303,14 @@ void sigpending_deliver(uint64_t also)
 		want &= ~bit;
 		if (!(atomic_fetch_and(&gp->sigpending, ~bit) & bit))
 			continue;
-		siginfo_t si;
-		if ((bit & also & gp->sigmask) && gp == atomic_load(&main_g))
-			main_info_take(sig, &si); /* a sigwait takes it, not the router */
-		tgkill_raw(getg()->m->procid, sig);
+		if (bit & also & gp->sigmask) {
+			siginfo_t si;
+			if (gp == atomic_load(&main_g))
+				main_info_take(sig, &si); /* a sigwait takes it, not the router */
+			tgkill_raw(gp->m->procid, sig);
+		} else {
+			tgkill_g(gp, gp->m->procid, sig);
+		}
 	}
 }
 
@@ -329,13 +335,17 @@ void sigpending_deliver(uint64_t also)
  *    signal for main still has a thread to land on.
  *  - The siginfo of a forwarded signal is kept (main_info, one per
  *    signal: standard signals do not queue) and handed to the handler
- *    when it runs in main. While one is kept, that signal is in flight to
- *    main: a copy that lands elsewhere is sent on again. */
+ *    when it runs in main. The runtime's own sending to main's M is
+ *    marked (tgkill_main): a marked copy that lands where main no longer
+ *    is is sent on again. */
 _Atomic(struct g *) main_g;
 pthread_t main_pthread;
 static siginfo_t main_info[65];
 static _Atomic uint64_t main_info_busy, main_info_set;
 static _Atomic uint32_t catch_epoch; /* sig_catch_changed: sysmon's mask is stale */
+static _Atomic uint32_t sysmon_kick;  /* bumped to cut sysmon's sleep short */
+static _Atomic uint32_t sysmon_acked; /* the catch_epoch sysmon's mask reflects */
+static _Atomic uint64_t sysmon_open;  /* signals sysmon's mask lets through */
 __thread bool on_sysmon __attribute__((tls_model("initial-exec")));
 
 void main_info_put(int sig, const siginfo_t *si)
@@ -358,6 +368,48 @@ bool main_info_take(int sig, siginfo_t *si)
 	return true;
 }
 
+/* The mark of the runtime's sending on to main: a siginfo of its own
+ * (SI_QUEUE from this process, main_info's address as the value), which
+ * no kill or tgkill of the program carries. */
+static bool marked_for_main(const siginfo_t *si)
+{
+	return si->si_code == SI_QUEUE && si->si_pid == (pid_t)syscall(SYS_getpid) &&
+	       si->si_value.sival_ptr == (void *)main_info;
+}
+
+static void tgkill_main(pid_t tid, int sig)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = sig;
+	si.si_code = SI_QUEUE;
+	si.si_pid = (pid_t)syscall(SYS_getpid);
+	si.si_uid = (uid_t)syscall(SYS_getuid);
+	si.si_value.sival_ptr = (void *)main_info;
+	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
+}
+
+static void tgkill_g(struct g *gp, pid_t tid, int sig)
+{
+	if (gp == atomic_load(&main_g))
+		tgkill_main(tid, sig);
+	else
+		tgkill_raw(tid, sig);
+}
+
+/* The siginfo main's handler gets for a marked signal: the one kept, or,
+ * if an earlier copy took it, what a pthread_kill from here would give. */
+static void main_info_for(int sig, siginfo_t *si)
+{
+	if (main_info_take(sig, si))
+		return;
+	memset(si, 0, sizeof *si);
+	si->si_signo = sig;
+	si->si_code = SI_TKILL;
+	si->si_pid = (pid_t)syscall(SYS_getpid);
+	si->si_uid = (uid_t)syscall(SYS_getuid);
+}
+
 /* Sent to the process (any thread may take it), or to one thread? The
  * kernel's SIGPIPE and SIGXFSZ go to the thread that wrote, with the
  * code of a kill from the process itself; tgkill, tkill and raise say
@@ -374,40 +426,48 @@ static bool process_directed(int sig, const siginfo_t *si)
 }
 
 /* The router's decision for a caught signal that landed on this thread:
- * true when it went on to main (the handler runs there), false when the
- * handler runs here. Called from the signal handler: no locks. */
-bool sig_route(int sig, siginfo_t *si)
+ * run the handler here (SIG_ROUTE_HERE), or not: sent on to main
+ * (SIG_ROUTE_SENT), or to be left pending for the process, blocked here
+ * (SIG_ROUTE_REPOST: it landed on sysmon, racing the mask change that
+ * follows main's exit). Called from the signal handler: no locks. */
+int sig_route(int sig, siginfo_t *si)
 {
 	struct g *mg = atomic_load(&main_g), *gp = getg();
 	uint64_t bit = SIGBIT(sig);
-	bool here_ok = !on_sysmon;
-	if (!mg)
-		return !here_ok; /* main is gone: any thread (sysmon, racing its
-		                  * mask change, drops it) */
-	if (gp == mg) {
-		main_info_take(sig, si); /* the one it was sent on with */
-		return false;
+	bool mark = marked_for_main(si);
+	if (gp == mg || !mg) {
+		if (mark)
+			main_info_for(sig, si);
+		if (!mg && on_sysmon)
+			return SIG_ROUTE_REPOST;
+		return SIG_ROUTE_HERE;
 	}
-	/* Our own tgkill of main's M that found another goroutine there
-	 * (main moved on): still main's. */
-	bool in_flight = si->si_code == SI_TKILL && si->si_pid == (pid_t)syscall(SYS_getpid) &&
-	                 (atomic_load(&main_info_set) & bit);
-	bool to_main = in_flight || (process_directed(sig, si) && !(mg->sigmask & bit));
-	if (!to_main && here_ok)
-		return false;
+	bool to_main = mark || (process_directed(sig, si) && !(mg->sigmask & bit));
+	if (!to_main && !on_sysmon)
+		return SIG_ROUTE_HERE;
 	/* On sysmon, a signal main blocks (its mask was changing) stays
 	 * pending for main, as it would for the process. */
-	main_info_put(sig, si);
+	if (!mark)
+		main_info_put(sig, si);
 	if (goroutine_kill(mg, sig))
 		park_interrupt_later(mg);
-	return true;
+	return SIG_ROUTE_SENT;
+}
+
+/* sysmon starts its next round now (async-signal-safe). */
+static void sysmon_kick_now(void)
+{
+	atomic_fetch_add(&sysmon_kick, 1);
+	futexwakeup(&sysmon_kick, 1);
+	sysmon_wake();
 }
 
 /* A program's handler was installed or removed, or main's mask changed:
- * sysmon takes a new mask at its next round. */
+ * sysmon takes a new mask at once. */
 void sig_catch_changed(void)
 {
 	atomic_fetch_add(&catch_epoch, 1);
+	sysmon_kick_now();
 }
 
 void *sig_router_fn; /* interpose/signal.c's handler, once it installed one */
@@ -417,10 +477,6 @@ void *sig_router_fn; /* interpose/signal.c's handler, once it installed one */
  * handler must not run on sysmon. With main gone, nothing but glibc's own.
  * Runs on sysmon, at each round after a change, and publishes what it lets
  * through (sysmon_open) and the change it took (sysmon_acked). */
-static _Atomic uint32_t sysmon_kick;  /* bumped to cut sysmon's sleep short */
-static _Atomic uint32_t sysmon_acked; /* the catch_epoch sysmon's mask reflects */
-static _Atomic uint64_t sysmon_open;  /* signals sysmon's mask lets through */
-
 void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 {
 	uint32_t e = atomic_load(&catch_epoch);
@@ -462,26 +518,28 @@ void sysmon_sleep(int64_t usec, uint32_t seen)
 	futexsleep(&sysmon_kick, k, usec * 1000);
 }
 
-/* main blocked the signals in newly. One that sysmon lets through and
- * whose action is the default (end or stop the process) must be blocked
- * there too before pthread_sigmask returns: natively it would now stay
- * pending. (A routed one landing there meanwhile is kept for main.) */
+/* main blocked the signals in newly. One that sysmon lets through, or
+ * may be letting through (a round it began before this change), and whose
+ * action is the default (end or stop the process) must be blocked there
+ * too before pthread_sigmask returns: natively it would now stay pending.
+ * (A routed one landing there meanwhile is kept for main.) */
 static void sig_catch_sync(uint64_t newly)
 {
 	uint32_t e = atomic_fetch_add(&catch_epoch, 1) + 1;
-	uint64_t risky = newly & atomic_load(&sysmon_open);
+	sysmon_kick_now();
+	if (!newly || !atomic_load(&sysmon_started))
+		return; /* a fork child before its first goroutine has none */
+	uint64_t open = ~UINT64_C(0);
+	if (atomic_load(&sysmon_acked) == e - 1)
+		open = atomic_load(&sysmon_open);
+	uint64_t risky = newly & open;
 	bool wait = false;
 	while (risky && !wait) {
 		int sig = __builtin_ctzll(risky) + 1;
 		risky &= risky - 1;
 		wait = sig_handler(sig) == SIG_DFL && !sig_discarded(sig);
 	}
-	sysmon_wake();
-	if (!wait)
-		return;
-	atomic_fetch_add(&sysmon_kick, 1);
-	futexwakeup(&sysmon_kick, 1);
-	for (;;) {
+	while (wait) {
 		uint32_t a = atomic_load(&sysmon_acked);
 		if ((int32_t)(a - e) >= 0)
 			return;
@@ -2199,7 +2257,9 @@ static void entersyscall_gcwait(struct p *pp)
 void sysmon_wake(void)
 {
 	uint32_t exp = 1;
-	if (atomic_load_explicit(&sched.sysmonwait, memory_order_relaxed) &&
+	/* seq_cst: pairs with sysmon's store of sysmonwait and its look at
+	 * catch_epoch (sig_catch_stale) */
+	if (atomic_load(&sched.sysmonwait) &&
 	    atomic_compare_exchange_strong(&sched.sysmonwait, &exp, 0) &&
 	    atomic_exchange_explicit(&sched.sysmonnote.key, 1, memory_order_release) == 0)
 		futexwakeup(&sched.sysmonnote.key, 1);
@@ -2648,8 +2708,10 @@ void afterforkinchild(void)
 	atomic_store(&me->sigpending, 0); /* a fork child starts with none pending */
 	atomic_store(&main_info_set, 0);
 	atomic_store(&main_info_busy, 0);
-	if (atomic_load(&main_g))
+	if (atomic_load(&main_g)) {
 		atomic_store(&main_g, me); /* the child's only thread is its leader */
+		main_pthread = pthread_self(); /* its identity: not interposed */
+	}
 	mp->alllink = NULL;
 	allm = mp;
 	mp->schedlink = NULL;

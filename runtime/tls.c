@@ -82,6 +82,11 @@
 #define OFF_STRERROR_L_BUF (2312 - PD_DELTA)
 #define OFF_RSEQ (2336 - PD_DELTA)
 #define RSEQ_CPU_ID_REGISTRATION_FAILED (-2)
+#if defined(__x86_64__)
+#define RSEQ_SIG 0x53053053 /* glibc's bits/rseq.h */
+#else
+#define RSEQ_SIG 0xd428bc00 /* BRK #0x45E0, little-endian */
+#endif
 
 /* glibc's key table entry (nptl: struct pthread_key_struct) and a thread's
  * slot (struct pthread_key_data). */
@@ -561,7 +566,14 @@ static void take_list_place(char *mpd, char *gpd)
  * dl_stack_used, under glibc's lock, and touch neither. */
 void tls_take_main_place(uintptr_t tp)
 {
-	take_list_place(pd_of(tp), pd_of(goshim_arch_tls_base()));
+	char *main_pd = pd_of(goshim_arch_tls_base());
+	take_list_place(pd_of(tp), main_pd);
+	/* The kernel's rseq area of this thread was main's: it would go on
+	 * telling main this thread's CPU wherever main runs. As for every
+	 * identity, sched_getcpu then asks the kernel. (The length glibc
+	 * 2.35-2.39 registers; another one fails and the area stays.) */
+	if (syscall(SYS_rseq, main_pd + OFF_RSEQ, 32, 1 /* RSEQ_FLAG_UNREGISTER */, RSEQ_SIG) == 0)
+		*(int *)(main_pd + OFF_RSEQ + 4) = RSEQ_CPU_ID_REGISTRATION_FAILED;
 }
 
 /* afterforkinchild. glibc's fork child (reclaim_stacks) takes the TCB it
