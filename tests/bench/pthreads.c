@@ -3,9 +3,9 @@
  *
  *   create_join  ns per pthread_create + pthread_join of a thread that
  *                returns at once, made and joined by main
- *   create_join_thread  the same from a thread that main made (under
- *                libgoshim main is a thread-locked goroutine, so each join
- *                in main hands main back to its own thread)
+ *   create_join_thread  the same from a thread that main made (main
+ *                and the other threads are alike under libgoshim, where
+ *                main is a migratable goroutine; kept to show it)
  *   pingpong     ns per round trip: two threads hand a turn back and forth
  *                under one mutex with two condvars
  *   contended    ns per lock+unlock: 4 threads share one mutex, SIZE
