@@ -308,6 +308,7 @@ static struct g *sigcall_begin(uint64_t take)
 	if (gp) {
 		atomic_store(&gp->callopen, take);
 		atomic_thread_fence(memory_order_seq_cst);
+		proc_pending_claim(gp, take | ~gp->sigmask);
 		if (atomic_load(&gp->sigpending))
 			sigpending_deliver(take);
 	}

@@ -124,7 +124,7 @@ EXPORT int goshim_sigpending(sigset_t *set)
 	int r = real.sigpending(set);
 	struct g *gp = mask_goroutine();
 	if (r == 0 && gp) {
-		uint64_t mine = atomic_load(&gp->sigpending), k;
+		uint64_t mine = atomic_load(&gp->sigpending) | proc_pending_sigs(), k;
 		memcpy(&k, set, sizeof k);
 		k |= mine;
 		memcpy(set, &k, sizeof k);
@@ -234,15 +234,6 @@ static void goshim_sig_router(int sig, siginfo_t *si, void *uc)
 	int e = errno;
 	uint64_t a = atomic_load(&user_act[sig]);
 	int route = a ? sig_route(sig, si) : SIG_ROUTE_SENT; /* none: a race with sigaction */
-	if (route == SIG_ROUTE_REPOST) {
-		/* Blocked here (now, and from the handler's return on),
-		 * pending for the process: a thread that lets it through
-		 * takes it. */
-		uint64_t bit = SIGBIT(sig);
-		syscall(SYS_rt_sigprocmask, SIG_BLOCK, &bit, NULL, sizeof bit);
-		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
-		syscall(SYS_kill, (pid_t)syscall(SYS_getpid), sig);
-	}
 	if (route != SIG_ROUTE_HERE) {
 		errno = e;
 		return;
@@ -432,6 +423,56 @@ EXPORT int sigrelse(int sig)
 	return mask_one(SIG_UNBLOCK, sig, NULL);
 }
 SYMVER(sigrelse, V_BASE);
+
+/* sigpause (System V: the mask without sig; BSD: the given mask, its
+ * first word) waits as sigsuspend: glibc's calls its own, which would
+ * take the goroutine's M into the kernel with its P. */
+EXPORT int __sigpause(int sig_or_mask, int is_sig)
+{
+	sigset_t set;
+	struct g *gp = mask_goroutine();
+	if (is_sig) {
+		if (gp) {
+			sigemptyset(&set);
+			memcpy(&set, &gp->sigmask, sizeof gp->sigmask);
+		} else if (real.sigprocmask(SIG_BLOCK, NULL, &set) != 0) {
+			return -1;
+		}
+		if (sigdelset(&set, sig_or_mask) < 0)
+			return -1;
+	} else {
+		sigemptyset(&set);
+		uint64_t m = (unsigned int)sig_or_mask;
+		memcpy(&set, &m, sizeof m);
+	}
+	return sigsuspend(&set);
+}
+SYMVER(__sigpause, V_BASE);
+
+/* <signal.h> names glibc's __xpg_sigpause "sigpause": ours go by their
+ * own names, given glibc's at link time. */
+EXPORT int goshim_sigpause(int mask)
+{
+	return __sigpause(mask, 0);
+}
+INTERPOSE(sigpause, V_BASE);
+
+EXPORT int goshim___xpg_sigpause(int sig)
+{
+	return __sigpause(sig, 1);
+}
+INTERPOSE(__xpg_sigpause, V_BASE);
+
+/* sigignore: SIG_IGN through sigaction, which the router keeps track of. */
+EXPORT int sigignore(int sig)
+{
+	struct sigaction act;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = SIG_IGN;
+	sigemptyset(&act.sa_mask);
+	return sigaction(sig, &act, NULL);
+}
+SYMVER(sigignore, V_BASE);
 
 /* glibc's sigset: SIG_HOLD blocks; any other disposition is installed
  * and the signal unblocked. Returns SIG_HOLD if it was blocked before. */

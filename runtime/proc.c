@@ -150,6 +150,7 @@ void goroutine_setmask(struct g *gp, uint64_t mask)
 	uint64_t old = gp->sigmask;
 	gp->sigmask = mask;
 	sigmask_apply(getg()->m, mask);
+	proc_pending_claim(gp, ~mask);
 	if (gp == atomic_load(&main_g))
 		sig_catch_sync(mask & ~old); /* sysmon catches for main */
 	if (unlikely(mask != initial_mask) && !atomic_load(&masks_used))
@@ -425,32 +426,104 @@ static bool process_directed(int sig, const siginfo_t *si)
 	return true;
 }
 
+/* May a signal sent to the process run its handler on this thread? Only
+ * where a thread of the program that lets it through is running: an M in
+ * the scheduler (g0) or running a runtime goroutine still has the mask of
+ * the goroutine it left, and sysmon stands in for main only. A thread the
+ * runtime does not know is the program's own. */
+static bool takes_process_signal(struct g *gp, uint64_t bit)
+{
+	if (on_sysmon)
+		return false;
+	if (!gp)
+		return true;
+	return gp->m && gp != gp->m->g0 && !gp->system && !(gp->sigmask & bit);
+}
+
+/* Signals sent to the process that no thread of the program let through
+ * when they came: the kernel would keep them pending for the process, for
+ * the first thread that unblocks them (proc_pending_claim). */
+static _Atomic uint64_t proc_pending;
+
+/* A signal sent to the process landed where no thread that lets it
+ * through runs (sig_route): given to a goroutine that lets it through, as
+ * the kernel would pick a thread -- one running or in a system call first,
+ * else a parked one, whose wait it ends -- or kept for the process. Walks
+ * allgs without a lock (from a signal handler; rare). */
+static void sig_place(int sig)
+{
+	uint64_t bit = SIGBIT(sig);
+	struct g *best = NULL;
+	/* Pending for the process while the walk goes on (sigpending sees
+	 * it, a thread that unblocks it meanwhile takes it). */
+	atomic_fetch_or(&proc_pending, bit);
+	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
+		struct m *gm = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
+		if (gp->system || (gm && gm->g0 == gp))
+			continue; /* g0s are on allgs too */
+		uint32_t st = readgstatus(gp);
+		/* a sigwait or sigsuspend takes what it waits for */
+		if ((gp->sigmask & bit) && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
+			continue;
+		if (st == _Grunning || st == _Gsyscall) {
+			best = gp;
+			break;
+		}
+		if (!best && (st == _Grunnable || st == _Gwaiting))
+			best = gp;
+	}
+	if (!best || !(atomic_fetch_and(&proc_pending, ~bit) & bit))
+		return; /* kept, or taken meanwhile */
+	if (goroutine_kill(best, sig))
+		park_interrupt_later(best);
+}
+
+/* gp now lets through what open holds (a new mask, or the set its
+ * sigwait or sigsuspend takes): signals kept for the process become its
+ * own, pending, as the kernel hands them to the first thread that can
+ * take them. */
+void proc_pending_claim(struct g *gp, uint64_t open)
+{
+	uint64_t want = atomic_load_explicit(&proc_pending, memory_order_relaxed) & open;
+	if (likely(!want))
+		return;
+	uint64_t got = atomic_fetch_and(&proc_pending, ~want) & want;
+	if (got)
+		atomic_fetch_or(&gp->sigpending, got);
+}
+
+uint64_t proc_pending_sigs(void)
+{
+	return atomic_load(&proc_pending);
+}
+
 /* The router's decision for a caught signal that landed on this thread:
- * run the handler here (SIG_ROUTE_HERE), or not: sent on to main
- * (SIG_ROUTE_SENT), or to be left pending for the process, blocked here
- * (SIG_ROUTE_REPOST: it landed on sysmon, racing the mask change that
- * follows main's exit). Called from the signal handler: no locks. */
+ * run the handler here (SIG_ROUTE_HERE), or not (SIG_ROUTE_SENT): sent on
+ * to main, or, sent to the process and blocked by main, placed where a
+ * thread that lets it through runs or is parked (sig_place). Called from
+ * the signal handler: no locks. */
 int sig_route(int sig, siginfo_t *si)
 {
 	struct g *mg = atomic_load(&main_g), *gp = getg();
 	uint64_t bit = SIGBIT(sig);
 	bool mark = marked_for_main(si);
-	if (gp == mg || !mg) {
-		if (mark)
-			main_info_for(sig, si);
-		if (!mg && on_sysmon)
-			return SIG_ROUTE_REPOST;
+	if (mark && (gp == mg || !mg))
+		main_info_for(sig, si);
+	if (gp == mg && mg)
 		return SIG_ROUTE_HERE;
+	bool pd = !mark && process_directed(sig, si);
+	if (mg && (mark || (pd && !(mg->sigmask & bit)))) {
+		if (!mark)
+			main_info_put(sig, si);
+		if (goroutine_kill(mg, sig))
+			park_interrupt_later(mg);
+		return SIG_ROUTE_SENT;
 	}
-	bool to_main = mark || (process_directed(sig, si) && !(mg->sigmask & bit));
-	if (!to_main && !on_sysmon)
+	if (!pd && !on_sysmon)
+		return SIG_ROUTE_HERE; /* aimed at this thread */
+	if (takes_process_signal(gp, bit))
 		return SIG_ROUTE_HERE;
-	/* On sysmon, a signal main blocks (its mask was changing) stays
-	 * pending for main, as it would for the process. */
-	if (!mark)
-		main_info_put(sig, si);
-	if (goroutine_kill(mg, sig))
-		park_interrupt_later(mg);
+	sig_place(sig);
 	return SIG_ROUTE_SENT;
 }
 
@@ -472,11 +545,16 @@ void sig_catch_changed(void)
 
 void *sig_router_fn; /* interpose/signal.c's handler, once it installed one */
 
-/* sysmon's thread lets through what main does, but not a signal whose
- * handler is not the router (set where the router could not see it): that
- * handler must not run on sysmon. With main gone, nothing but glibc's own.
- * Runs on sysmon, at each round after a change, and publishes what it lets
- * through (sysmon_open) and the change it took (sysmon_acked). */
+/* sysmon's thread takes, for the router, every signal whose handler is
+ * the router's (sig_route sends it to main or places it on a thread that
+ * lets it through, sig_place); one with no handler (its default action or
+ * ignored) only if main lets it through: that is main's to take; none
+ * whose handler the router does not know, which must not run on sysmon.
+ * With main gone, the router's only. Runs on sysmon, at each round after
+ * a change, and publishes what it lets through (sysmon_open, sysmon_routed)
+ * and the change it took (sysmon_acked). */
+static _Atomic uint64_t sysmon_routed;
+
 void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 {
 	uint32_t e = atomic_load(&catch_epoch);
@@ -484,21 +562,25 @@ void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 		return;
 	*seen = e;
 	struct g *mg = atomic_load(&main_g);
-	uint64_t want = ~UINT64_C(0);
-	if (mg) {
-		want = mg->sigmask;
-		for (int sig = 1; sig <= 64; sig++) {
-			void *h = sig_handler(sig);
-			if (h != SIG_DFL && h != SIG_IGN && h != sig_router_fn && !sig_handler_is_runtime(h))
-				want |= SIGBIT(sig);
-		}
-		want &= ~SIG_SYNCHRONOUS;
+	uint64_t follow = mg ? mg->sigmask : ~UINT64_C(0); /* main's blocked set */
+	uint64_t want = 0, routed = 0;
+	void *router = sig_router_fn;
+	for (int sig = 1; sig <= 64; sig++) {
+		uint64_t bit = SIGBIT(sig);
+		void *h = sig_handler(sig);
+		if (router && h == router)
+			routed |= bit;
+		else if (h != SIG_DFL && h != SIG_IGN && !sig_handler_is_runtime(h))
+			want |= bit;
+		else
+			want |= follow & bit;
 	}
-	want &= ~SIG_NEVER_BLOCKED; /* glibc's setxid signals every thread */
+	want &= ~(SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS); /* glibc's setxid signals every thread */
 	if (want != *applied) {
 		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &want, NULL, sizeof want);
 		*applied = want;
 	}
+	atomic_store(&sysmon_routed, routed);
 	atomic_store(&sysmon_open, ~want);
 	atomic_store(&sysmon_acked, e);
 	futexwakeup(&sysmon_acked, INT32_MAX);
@@ -518,11 +600,12 @@ void sysmon_sleep(int64_t usec, uint32_t seen)
 	futexsleep(&sysmon_kick, k, usec * 1000);
 }
 
-/* main blocked the signals in newly. One that sysmon lets through, or
- * may be letting through (a round it began before this change), and whose
- * action is the default (end or stop the process) must be blocked there
- * too before pthread_sigmask returns: natively it would now stay pending.
- * (A routed one landing there meanwhile is kept for main.) */
+/* main blocked the signals in newly. One without a handler that sysmon
+ * lets through, or may be letting through (a round it began before this
+ * change), must be blocked there too before pthread_sigmask returns:
+ * natively it would now stay pending for the process, where its default
+ * action (end or stop the process) cannot act. (The router's stay open:
+ * one landing there is placed as the kernel would place it.) */
 static void sig_catch_sync(uint64_t newly)
 {
 	uint32_t e = atomic_fetch_add(&catch_epoch, 1) + 1;
@@ -532,14 +615,9 @@ static void sig_catch_sync(uint64_t newly)
 	uint64_t open = ~UINT64_C(0);
 	if (atomic_load(&sysmon_acked) == e - 1)
 		open = atomic_load(&sysmon_open);
-	uint64_t risky = newly & open;
-	bool wait = false;
-	while (risky && !wait) {
-		int sig = __builtin_ctzll(risky) + 1;
-		risky &= risky - 1;
-		wait = sig_handler(sig) == SIG_DFL && !sig_discarded(sig);
-	}
-	while (wait) {
+	if (!(newly & open & ~atomic_load(&sysmon_routed)))
+		return;
+	for (;;) {
 		uint32_t a = atomic_load(&sysmon_acked);
 		if ((int32_t)(a - e) >= 0)
 			return;
