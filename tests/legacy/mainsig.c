@@ -247,6 +247,102 @@ static void t_main_blocks(void)
 	CHECK(signal(SIGUSR2, SIG_DFL) != SIG_ERR);
 }
 
+/* The same with the only thread that lets SIGUSR2 through parked in a
+ * condvar wait: the kernel gives the signal to that thread; its handler
+ * runs there and the wait goes on (or returns 0). */
+static pthread_mutex_t cw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cw_c = PTHREAD_COND_INITIALIZER;
+static volatile int cw_ready;
+static int cw_release;
+
+static void *cond_waiter(void *arg)
+{
+	(void)arg;
+	sigset_t s = just(SIGUSR2);
+	CHECK0(pthread_sigmask(SIG_UNBLOCK, &s, NULL));
+	CHECK0(pthread_mutex_lock(&cw_m));
+	cw_ready = 1;
+	while (!cw_release)
+		CHECK0(pthread_cond_wait(&cw_c, &cw_m));
+	CHECK0(pthread_mutex_unlock(&cw_m));
+	return NULL;
+}
+
+static void *release_after_hit(void *arg)
+{
+	(void)arg;
+	while (!hits) {
+		CHECK(kill(getpid(), SIGUSR2) == 0);
+		usleep(20000);
+	}
+	CHECK0(pthread_mutex_lock(&cw_m));
+	cw_release = 1;
+	CHECK0(pthread_cond_signal(&cw_c));
+	CHECK0(pthread_mutex_unlock(&cw_m));
+	return NULL;
+}
+
+static void t_parked_taker(void)
+{
+	set_handler(SIGUSR2, on_info, SA_RESTART);
+	sigset_t s = just(SIGUSR2);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	hits = hits_in_main = 0;
+	pthread_t w, snd;
+	CHECK0(pthread_create(&w, NULL, cond_waiter, NULL));
+	SPIN_UNTIL(cw_ready);
+	CHECK0(pthread_create(&snd, NULL, release_after_hit, NULL));
+	CHECK0(pthread_join(snd, NULL));
+	CHECK0(pthread_join(w, NULL));
+	printf("SIGUSR2 to the process, let through only by a thread parked in "
+	       "pthread_cond_wait: taken by it %s, in main %d\n",
+	       pthread_equal(hit_in, w) ? "yes" : "no", (int)hits_in_main);
+	CHECK0(pthread_sigmask(SIG_UNBLOCK, &s, NULL));
+	CHECK(signal(SIGUSR2, SIG_DFL) != SIG_ERR);
+}
+
+/* ------------------------------------------------------------------------
+ * sigpause in main: SIGUSR1, blocked by every thread, is sent to the
+ * process and stays pending; main's sigpause(SIGUSR1) lets it through
+ * for the wait and takes it. */
+
+static void *kill_once(void *arg)
+{
+	(void)arg;
+	CHECK(kill(getpid(), SIGUSR1) == 0);
+	return NULL;
+}
+
+static void t_sigpause(void)
+{
+	set_handler(SIGUSR1, on_info, 0);
+	sigset_t s = just(SIGUSR1), pending;
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	hits = hits_in_main = 0;
+	pthread_t t;
+	CHECK0(pthread_create(&t, NULL, kill_once, NULL)); /* inherits the block */
+	CHECK0(pthread_join(t, NULL));
+	CHECK(sigpending(&pending) == 0);
+	printf("SIGUSR1 sent to the process, blocked everywhere: pending %d, handler ran %d\n",
+	       sigismember(&pending, SIGUSR1), (int)hits);
+	int rc = sigpause(SIGUSR1);
+	int err = errno;
+	printf("sigpause(SIGUSR1) in main: %d %s, handler ran in main %d time(s)\n", rc, ename(err),
+	       (int)hits_in_main);
+	sigset_t cur;
+	CHECK0(pthread_sigmask(SIG_BLOCK, NULL, &cur));
+	printf("after sigpause: SIGUSR1 blocked %d\n", sigismember(&cur, SIGUSR1));
+	CHECK0(pthread_sigmask(SIG_UNBLOCK, &s, NULL));
+
+	CHECK(sigignore(SIGUSR1) == 0);
+	struct sigaction sa;
+	CHECK(sigaction(SIGUSR1, NULL, &sa) == 0);
+	printf("sigignore(SIGUSR1): handler %s\n", sa.sa_handler == SIG_IGN ? "SIG_IGN" : "other");
+	CHECK(kill(getpid(), SIGUSR1) == 0);
+	printf("SIGUSR1 to the process while ignored: handler ran %d time(s) in all\n", (int)hits);
+	CHECK(signal(SIGUSR1, SIG_DFL) != SIG_ERR);
+}
+
 /* ------------------------------------------------------------------------
  * The action read back, and SA_RESETHAND carried out. */
 
@@ -358,6 +454,8 @@ int main(void)
 	t_alarm_posts();
 	t_main_blocked_calls();
 	t_main_blocks();
+	t_parked_taker();
+	t_sigpause();
 	t_readback();
 
 	set_handler(SIGUSR1, on_info, 0);
