@@ -289,7 +289,13 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	/* A handler is recorded before the router may see its signal; one
 	 * removed is forgotten once the router can no longer see it. */
 	uint64_t prev = entry ? atomic_exchange(&user_act[sig], entry) : atomic_load(&user_act[sig]);
-	if (real.sigaction(sig, use, &kold) != 0) {
+	bool unroute = act && !entry && prev;
+	if (unroute)
+		sig_unroute_begin(sig, may_enter_runtime());
+	int rc = real.sigaction(sig, use, &kold);
+	if (unroute)
+		sig_unroute_end(sig);
+	if (rc != 0) {
 		if (entry)
 			atomic_store(&user_act[sig], prev);
 		return -1;

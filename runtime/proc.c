@@ -450,46 +450,90 @@ static _Atomic uint64_t proc_pending;
  * the kernel would pick a thread -- one running or in a system call first,
  * else a parked one, whose wait it ends -- or kept for the process. Walks
  * allgs without a lock (from a signal handler; rare). */
-static void sig_place(int sig)
+static siginfo_t proc_info[65]; /* the siginfo of each kept in proc_pending */
+
+/* Would gp take sig now, as a thread? Its mask lets it through, or its
+ * sigwait or sigsuspend takes it. */
+static bool g_takes(struct g *gp, uint64_t bit, uint32_t st)
+{
+	return !(gp->sigmask & bit) || (st == _Gsyscall && (atomic_load(&gp->callopen) & bit));
+}
+
+/* The chosen goroutine gets sig: its siginfo kept if it is main's. One
+ * whose M is this thread (execute has chosen it, the mask not yet its
+ * own) finds it pending when it next leaves the runtime: a tgkill here
+ * would come back to this thread, in the scheduler. */
+static void sig_give(struct g *gp, int sig, const siginfo_t *si)
+{
+	if (gp == atomic_load(&main_g))
+		main_info_put(sig, si);
+	struct g *me = getg();
+	if (me && me->m && __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE) == me->m) {
+		atomic_fetch_or(&gp->sigpending, SIGBIT(sig));
+		return;
+	}
+	if (goroutine_kill(gp, sig))
+		park_interrupt_later(gp);
+}
+
+/* Not a thread of the program: a runtime goroutine, or an M's g0. */
+static bool g_internal(struct g *gp)
+{
+	struct m *gm = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
+	return gp->system || (gm && gm->g0 == gp);
+}
+
+static void sig_place(int sig, const siginfo_t *si)
 {
 	uint64_t bit = SIGBIT(sig);
-	struct g *best = NULL;
 	/* Pending for the process while the walk goes on (sigpending sees
 	 * it, a thread that unblocks it meanwhile takes it). */
-	atomic_fetch_or(&proc_pending, bit);
-	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
-		struct m *gm = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
-		if (gp->system || (gm && gm->g0 == gp))
-			continue; /* g0s are on allgs too */
-		uint32_t st = readgstatus(gp);
-		/* a sigwait or sigsuspend takes what it waits for */
-		if ((gp->sigmask & bit) && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
+	if (!(atomic_fetch_or(&proc_pending, bit) & bit))
+		proc_info[sig] = *si;
+	/* The leader first, as the kernel asks it first. */
+	struct g *mg = atomic_load(&main_g), *best = NULL;
+	uint32_t st;
+	if (mg && ((st = readgstatus(mg)) == _Grunning || st == _Gsyscall) && g_takes(mg, bit, st))
+		best = mg;
+	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp && !best; gp = gp->alllink) {
+		if (gp == mg || g_internal(gp))
 			continue;
-		if (st == _Grunning || st == _Gsyscall) {
+		st = readgstatus(gp);
+		if ((st == _Grunning || st == _Gsyscall) && g_takes(gp, bit, st))
 			best = gp;
-			break;
-		}
-		if (!best && (st == _Grunnable || st == _Gwaiting))
+	}
+	/* None running: one parked (its wait ends), main first. */
+	if (!best && mg && ((st = readgstatus(mg)) == _Grunnable || st == _Gwaiting) &&
+	    g_takes(mg, bit, st))
+		best = mg;
+	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp && !best; gp = gp->alllink) {
+		if (gp == mg || g_internal(gp))
+			continue;
+		st = readgstatus(gp);
+		if ((st == _Grunnable || st == _Gwaiting) && g_takes(gp, bit, st))
 			best = gp;
 	}
 	if (!best || !(atomic_fetch_and(&proc_pending, ~bit) & bit))
 		return; /* kept, or taken meanwhile */
-	if (goroutine_kill(best, sig))
-		park_interrupt_later(best);
+	sig_give(best, sig, si);
 }
 
 /* gp now lets through what open holds (a new mask, or the set its
  * sigwait or sigsuspend takes): signals kept for the process become its
  * own, pending, as the kernel hands them to the first thread that can
- * take them. */
+ * take them (main's with their siginfo). */
 void proc_pending_claim(struct g *gp, uint64_t open)
 {
 	uint64_t want = atomic_load_explicit(&proc_pending, memory_order_relaxed) & open;
 	if (likely(!want))
 		return;
 	uint64_t got = atomic_fetch_and(&proc_pending, ~want) & want;
-	if (got)
-		atomic_fetch_or(&gp->sigpending, got);
+	if (!got)
+		return;
+	if (gp == atomic_load(&main_g))
+		for (uint64_t b = got; b; b &= b - 1)
+			main_info_put(__builtin_ctzll(b) + 1, &proc_info[__builtin_ctzll(b) + 1]);
+	atomic_fetch_or(&gp->sigpending, got);
 }
 
 uint64_t proc_pending_sigs(void)
@@ -523,7 +567,7 @@ int sig_route(int sig, siginfo_t *si)
 		return SIG_ROUTE_HERE; /* aimed at this thread */
 	if (takes_process_signal(gp, bit))
 		return SIG_ROUTE_HERE;
-	sig_place(sig);
+	sig_place(sig, si);
 	return SIG_ROUTE_SENT;
 }
 
@@ -554,6 +598,7 @@ void *sig_router_fn; /* interpose/signal.c's handler, once it installed one */
  * a change, and publishes what it lets through (sysmon_open, sysmon_routed)
  * and the change it took (sysmon_acked). */
 static _Atomic uint64_t sysmon_routed;
+static _Atomic uint64_t sysmon_unrouting; /* handlers being removed: blocked */
 
 void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 {
@@ -568,7 +613,9 @@ void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 	for (int sig = 1; sig <= 64; sig++) {
 		uint64_t bit = SIGBIT(sig);
 		void *h = sig_handler(sig);
-		if (router && h == router)
+		if (atomic_load(&sysmon_unrouting) & bit)
+			want |= bit;
+		else if (router && h == router)
 			routed |= bit;
 		else if (h != SIG_DFL && h != SIG_IGN && !sig_handler_is_runtime(h))
 			want |= bit;
@@ -612,10 +659,38 @@ static void sig_catch_sync(uint64_t newly)
 	sysmon_kick_now();
 	if (!newly || !atomic_load(&sysmon_started))
 		return; /* a fork child before its first goroutine has none */
-	uint64_t open = ~UINT64_C(0);
-	if (atomic_load(&sysmon_acked) == e - 1)
+	uint64_t open = ~UINT64_C(0), routed = 0;
+	if (atomic_load(&sysmon_acked) == e - 1) {
+		routed = atomic_load(&sysmon_routed);
 		open = atomic_load(&sysmon_open);
-	if (!(newly & open & ~atomic_load(&sysmon_routed)))
+	}
+	uint64_t risky = newly & open & ~routed;
+	bool wait = false;
+	while (risky && !wait) {
+		int sig = __builtin_ctzll(risky) + 1;
+		risky &= risky - 1;
+		wait = !sig_discarded(sig); /* SIGCHLD by default, say, needs none */
+	}
+	while (wait) {
+		uint32_t a = atomic_load(&sysmon_acked);
+		if ((int32_t)(a - e) >= 0)
+			return;
+		futexsleep(&sysmon_acked, a, 1000 * 1000);
+	}
+}
+
+/* The program removes the router's handler for sig (its action becomes
+ * the default or ignored): sysmon, which lets every router-handled signal
+ * through, blocks it first, or a signal that main blocks would take its
+ * default action there in between (sig_unroute_end lets sysmon follow
+ * main again). wait is false from a handler that interrupted the
+ * runtime: sysmon may need a lock that thread holds. */
+void sig_unroute_begin(int sig, bool wait)
+{
+	atomic_fetch_or(&sysmon_unrouting, SIGBIT(sig));
+	uint32_t e = atomic_fetch_add(&catch_epoch, 1) + 1;
+	sysmon_kick_now();
+	if (!atomic_load(&sysmon_started) || !wait)
 		return;
 	for (;;) {
 		uint32_t a = atomic_load(&sysmon_acked);
@@ -623,6 +698,12 @@ static void sig_catch_sync(uint64_t newly)
 			return;
 		futexsleep(&sysmon_acked, a, 1000 * 1000);
 	}
+}
+
+void sig_unroute_end(int sig)
+{
+	atomic_fetch_and(&sysmon_unrouting, ~SIGBIT(sig));
+	sig_catch_changed();
 }
 
 /* Can a signal handler of the program still wake a goroutine (a sem_post
@@ -2786,6 +2867,7 @@ void afterforkinchild(void)
 	atomic_store(&me->sigpending, 0); /* a fork child starts with none pending */
 	atomic_store(&main_info_set, 0);
 	atomic_store(&main_info_busy, 0);
+	atomic_store(&proc_pending, 0); /* the parent's */
 	if (atomic_load(&main_g)) {
 		atomic_store(&main_g, me); /* the child's only thread is its leader */
 		main_pthread = pthread_self(); /* its identity: not interposed */
