@@ -112,8 +112,9 @@ static uint64_t initial_mask; /* the loading thread's, for goroutines g0 starts 
  * netpoll, one whose goroutine exited. The change itself (sigmask_used)
  * brings every M that runs no goroutine to MASK_IDLE before the
  * pthread_sigmask that made it returns. Between two live goroutines an M
- * keeps the mask of the one it left, as that thread would have it
- * natively. main, locked to its M, always has its own mask there. */
+ * keeps the mask of the one it left (a system call per switch would cost
+ * more than the signals it saves): a signal sent to the process that
+ * lands there is placed by the router instead (sig_route, sig_place). */
 static _Atomic bool masks_used;
 static _Atomic uint32_t mask_epoch; /* bumped by sigmask_used; Ms ack in m.mask_epoch */
 #define MASK_IDLE (~(SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS))
