@@ -24,7 +24,9 @@
  * installed behind sig_router, which decides where a signal that landed
  * on some M runs (runtime/proc.c: sig_route): one sent to the process
  * goes on to main, as the kernel would give it to the main thread, unless
- * main blocks it. The program still reads back the action it set:
+ * main blocks it; then it runs where it landed if a thread of the program
+ * that lets it through runs there, and is placed on one, or kept pending
+ * for the process, if not. The program still reads back the action it set:
  * user_act keeps its handler and the two flags the router stands in for
  * (SA_SIGINFO, SA_RESETHAND); the kernel keeps the rest. Synchronous
  * signals (a fault runs where it happened) and glibc's own are not routed.
@@ -167,9 +169,8 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 	if (gp == atomic_load(&main_g)) {
 		/* What the router gives main's handler, and the mark that
 		 * this signal is on its way to main (sig_route). */
-		siginfo_t si = {.si_signo = sig, .si_code = SI_TKILL};
-		si.si_pid = getpid();
-		si.si_uid = getuid();
+		siginfo_t si;
+		siginfo_self(&si, sig, SI_TKILL);
 		main_info_put(sig, &si);
 	}
 	/* No runtime entry to leave it pending: safe from a signal handler.
@@ -206,11 +207,7 @@ EXPORT int kill(pid_t pid, int sig)
 	    (gp->sigmask & SIGBIT(sig)) || (SIGBIT(sig) & (SIG_NEVER_BLOCKED | SIG_SYNCHRONOUS)))
 		return real.kill(pid, sig);
 	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	si.si_signo = sig;
-	si.si_code = SI_USER;
-	si.si_pid = pid;
-	si.si_uid = getuid();
+	siginfo_self(&si, sig, SI_USER);
 	/* No scheduling point between the two calls: main stays on this M. */
 	return (int)syscall(SYS_rt_tgsigqueueinfo, pid, (pid_t)syscall(SYS_gettid), sig, &si);
 }

@@ -329,12 +329,16 @@ void sigpending_deliver(uint64_t also)
  * main when main lets it through: pending on main, whose wait ends
  * (park_interrupt_later) and which runs the handler where it is next
  * running, as pthread_kill does. Invariants:
- *  - A signal that main blocks, one aimed at a thread (tgkill, raise, the
- *    kernel's SIGPIPE to the writer) and any taken by main itself run
- *    where they land.
- *  - sysmon's thread lets through what main lets through (sysmon_sigmask)
- *    and runs no handler: with main parked and every M busy or idle, a
- *    signal for main still has a thread to land on.
+ *  - One aimed at a thread (tgkill, raise, the kernel's SIGPIPE to the
+ *    writer), any taken by main itself, and one main blocks that lands on
+ *    a goroutine that lets it through run where they land. One main
+ *    blocks that lands where no thread of the program that lets it
+ *    through runs (an M's stale mask, sysmon) is placed as the kernel
+ *    would place it (sig_place), or kept pending for the process.
+ *  - sysmon's thread lets through every signal the router handles, and
+ *    one with no handler when main lets it through (sysmon_sigmask); it
+ *    runs no handler: with main parked and every M busy or idle, a signal
+ *    still has a thread to land on.
  *  - The siginfo of a forwarded signal is kept (main_info, one per
  *    signal: standard signals do not queue) and handed to the handler
  *    when it runs in main. The runtime's own sending to main's M is
@@ -379,14 +383,21 @@ static bool marked_for_main(const siginfo_t *si)
 	       si->si_value.sival_ptr == (void *)main_info;
 }
 
+/* The siginfo of sig sent by this process with code (SI_USER for a kill,
+ * SI_TKILL for a tgkill, SI_QUEUE). */
+void siginfo_self(siginfo_t *si, int sig, int code)
+{
+	memset(si, 0, sizeof *si);
+	si->si_signo = sig;
+	si->si_code = code;
+	si->si_pid = (pid_t)syscall(SYS_getpid);
+	si->si_uid = (uid_t)syscall(SYS_getuid);
+}
+
 static void tgkill_main(pid_t tid, int sig)
 {
 	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	si.si_signo = sig;
-	si.si_code = SI_QUEUE;
-	si.si_pid = (pid_t)syscall(SYS_getpid);
-	si.si_uid = (uid_t)syscall(SYS_getuid);
+	siginfo_self(&si, sig, SI_QUEUE);
 	si.si_value.sival_ptr = (void *)main_info;
 	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
 }
@@ -403,13 +414,8 @@ static void tgkill_g(struct g *gp, pid_t tid, int sig)
  * if an earlier copy took it, what a pthread_kill from here would give. */
 static void main_info_for(int sig, siginfo_t *si)
 {
-	if (main_info_take(sig, si))
-		return;
-	memset(si, 0, sizeof *si);
-	si->si_signo = sig;
-	si->si_code = SI_TKILL;
-	si->si_pid = (pid_t)syscall(SYS_getpid);
-	si->si_uid = (uid_t)syscall(SYS_getuid);
+	if (!main_info_take(sig, si))
+		siginfo_self(si, sig, SI_TKILL);
 }
 
 /* Sent to the process (any thread may take it), or to one thread? The
@@ -432,13 +438,18 @@ static bool process_directed(int sig, const siginfo_t *si)
  * the scheduler (g0) or running a runtime goroutine still has the mask of
  * the goroutine it left, and sysmon stands in for main only. A thread the
  * runtime does not know is the program's own. */
+/* Not a thread of the program: a runtime goroutine, or an M's g0. */
+static bool g_internal(struct g *gp)
+{
+	struct m *gm = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
+	return gp->system || (gm && gm->g0 == gp);
+}
+
 static bool takes_process_signal(struct g *gp, uint64_t bit)
 {
 	if (on_sysmon)
 		return false;
-	if (!gp)
-		return true;
-	return gp->m && gp != gp->m->g0 && !gp->system && !(gp->sigmask & bit);
+	return !gp || (!g_internal(gp) && !(gp->sigmask & bit));
 }
 
 /* Signals sent to the process that no thread of the program let through
@@ -446,11 +457,6 @@ static bool takes_process_signal(struct g *gp, uint64_t bit)
  * the first thread that unblocks them (proc_pending_claim). */
 static _Atomic uint64_t proc_pending;
 
-/* A signal sent to the process landed where no thread that lets it
- * through runs (sig_route): given to a goroutine that lets it through, as
- * the kernel would pick a thread -- one running or in a system call first,
- * else a parked one, whose wait it ends -- or kept for the process. Walks
- * allgs without a lock (from a signal handler; rare). */
 static siginfo_t proc_info[65]; /* the siginfo of each kept in proc_pending */
 
 /* Would gp take sig now, as a thread? Its mask lets it through, or its
@@ -477,13 +483,31 @@ static void sig_give(struct g *gp, int sig, const siginfo_t *si)
 		park_interrupt_later(gp);
 }
 
-/* Not a thread of the program: a runtime goroutine, or an M's g0. */
-static bool g_internal(struct g *gp)
+/* Would gp take the signal bit as a thread that is running (or in a
+ * system call) or, with running false, parked or waiting to run? */
+static bool g_taker(struct g *gp, uint64_t bit, bool running)
 {
-	struct m *gm = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
-	return gp->system || (gm && gm->g0 == gp);
+	uint32_t st = readgstatus(gp);
+	bool live = running ? st == _Grunning || st == _Gsyscall : st == _Grunnable || st == _Gwaiting;
+	return live && g_takes(gp, bit, st);
 }
 
+/* The leader first, as the kernel asks it first, then allgs in order.
+ * Walks allgs without a lock (from a signal handler; rare). */
+static struct g *find_taker(struct g *mg, uint64_t bit, bool running)
+{
+	if (mg && g_taker(mg, bit, running))
+		return mg;
+	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink)
+		if (gp != mg && !g_internal(gp) && g_taker(gp, bit, running))
+			return gp;
+	return NULL;
+}
+
+/* A signal sent to the process landed where no thread that lets it
+ * through runs (sig_route): given to a goroutine that lets it through, as
+ * the kernel would pick a thread -- one running or in a system call first,
+ * else a parked one, whose wait it ends -- or kept for the process. */
 static void sig_place(int sig, const siginfo_t *si)
 {
 	uint64_t bit = SIGBIT(sig);
@@ -491,29 +515,10 @@ static void sig_place(int sig, const siginfo_t *si)
 	 * it, a thread that unblocks it meanwhile takes it). */
 	if (!(atomic_fetch_or(&proc_pending, bit) & bit))
 		proc_info[sig] = *si;
-	/* The leader first, as the kernel asks it first. */
-	struct g *mg = atomic_load(&main_g), *best = NULL;
-	uint32_t st;
-	if (mg && ((st = readgstatus(mg)) == _Grunning || st == _Gsyscall) && g_takes(mg, bit, st))
-		best = mg;
-	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp && !best; gp = gp->alllink) {
-		if (gp == mg || g_internal(gp))
-			continue;
-		st = readgstatus(gp);
-		if ((st == _Grunning || st == _Gsyscall) && g_takes(gp, bit, st))
-			best = gp;
-	}
-	/* None running: one parked (its wait ends), main first. */
-	if (!best && mg && ((st = readgstatus(mg)) == _Grunnable || st == _Gwaiting) &&
-	    g_takes(mg, bit, st))
-		best = mg;
-	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp && !best; gp = gp->alllink) {
-		if (gp == mg || g_internal(gp))
-			continue;
-		st = readgstatus(gp);
-		if ((st == _Grunnable || st == _Gwaiting) && g_takes(gp, bit, st))
-			best = gp;
-	}
+	struct g *mg = atomic_load(&main_g);
+	struct g *best = find_taker(mg, bit, true);
+	if (!best)
+		best = find_taker(mg, bit, false);
 	if (!best || !(atomic_fetch_and(&proc_pending, ~bit) & bit))
 		return; /* kept, or taken meanwhile */
 	sig_give(best, sig, si);
@@ -648,6 +653,17 @@ void sysmon_sleep(int64_t usec, uint32_t seen)
 	futexsleep(&sysmon_kick, k, usec * 1000);
 }
 
+/* Waits until sysmon has taken catch_epoch e (sysmon_sigmask). */
+static void sysmon_await(uint32_t e)
+{
+	for (;;) {
+		uint32_t a = atomic_load(&sysmon_acked);
+		if ((int32_t)(a - e) >= 0)
+			return;
+		futexsleep(&sysmon_acked, a, 1000 * 1000);
+	}
+}
+
 /* main blocked the signals in newly. One without a handler that sysmon
  * lets through, or may be letting through (a round it began before this
  * change), must be blocked there too before pthread_sigmask returns:
@@ -672,12 +688,8 @@ static void sig_catch_sync(uint64_t newly)
 		risky &= risky - 1;
 		wait = !sig_discarded(sig); /* SIGCHLD by default, say, needs none */
 	}
-	while (wait) {
-		uint32_t a = atomic_load(&sysmon_acked);
-		if ((int32_t)(a - e) >= 0)
-			return;
-		futexsleep(&sysmon_acked, a, 1000 * 1000);
-	}
+	if (wait)
+		sysmon_await(e);
 }
 
 /* The program removes the router's handler for sig (its action becomes
@@ -691,14 +703,8 @@ void sig_unroute_begin(int sig, bool wait)
 	atomic_fetch_or(&sysmon_unrouting, SIGBIT(sig));
 	uint32_t e = atomic_fetch_add(&catch_epoch, 1) + 1;
 	sysmon_kick_now();
-	if (!atomic_load(&sysmon_started) || !wait)
-		return;
-	for (;;) {
-		uint32_t a = atomic_load(&sysmon_acked);
-		if ((int32_t)(a - e) >= 0)
-			return;
-		futexsleep(&sysmon_acked, a, 1000 * 1000);
-	}
+	if (wait && atomic_load(&sysmon_started))
+		sysmon_await(e);
 }
 
 void sig_unroute_end(int sig)
@@ -2885,7 +2891,6 @@ void afterforkinchild(void)
 	atomic_store(&sched.nmspinning, 0);
 	atomic_store(&nthreads_own, 1);
 	atomic_store(&sysmon_started, false);
-	atomic_store(&sysmon_open, 0); /* no sysmon to wait for (sig_catch_sync) */
 	atomic_store(&sched.sysmonwait, 0);
 	noteclear(&sched.sysmonnote);
 	noteclear(&sched.stopnote);

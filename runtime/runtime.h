@@ -432,6 +432,7 @@ enum { SIG_ROUTE_HERE, SIG_ROUTE_SENT };
 int sig_route(int sig, siginfo_t *si);
 void proc_pending_claim(struct g *gp, uint64_t open);
 uint64_t proc_pending_sigs(void);
+void siginfo_self(siginfo_t *si, int sig, int code);
 void sig_unroute_begin(int sig, bool wait);
 void sig_unroute_end(int sig);
 bool main_info_take(int sig, siginfo_t *si);
