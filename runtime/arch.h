@@ -20,9 +20,14 @@ struct gobuf {
 _Static_assert(__builtin_offsetof(struct gobuf, sp) == 0, "gobuf.sp");
 _Static_assert(__builtin_offsetof(struct gobuf, tls) == 8, "gobuf.tls");
 
-/* Set at start-up: the kernel lets user space write the FS base directly
- * (x86-64 AT_HWCAP2 bit 1). Read by switch.S. */
+/* Set by goshim_arch_init: the kernel lets user space write the FS base
+ * directly (x86-64 AT_HWCAP2 bit 1). Read by switch.S. */
 extern uint8_t goshim_have_fsgsbase;
+
+/* Reads what the CPU and kernel offer (goshim_have_fsgsbase); schedinit
+ * calls it before any switch, and so must a program that uses
+ * goshim_swtch without the runtime (tests/bench/switch_floor). */
+void goshim_arch_init(void);
 
 void goshim_swtch(struct gobuf *save, const struct gobuf *load);
 __attribute__((noreturn)) void goshim_gogo(const struct gobuf *load);

@@ -31,7 +31,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -61,7 +60,6 @@ struct g *allgs;
 mutex_t allmlock;
 struct m *allm;
 bool runtime_inited;
-uint8_t goshim_have_fsgsbase;
 __thread struct g *goshim_g __attribute__((tls_model("initial-exec")));
 #ifdef GOSHIM_TSAN
 __attribute__((no_sanitize("thread"), noinline)) struct g *getg(void)
@@ -3216,9 +3214,7 @@ void schedinit(void)
 			syscall(SYS_sched_yield); /* never the interposed one */
 		return;
 	}
-#if defined(__x86_64__)
-	goshim_have_fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0;
-#endif
+	goshim_arch_init();
 	parse_env();
 	stack_init();
 	sched.maxmcount = 10000;

@@ -1,5 +1,14 @@
 /* x86-64: the first frame of a new context, laid out as switch.S pops it. */
+#include <sys/auxv.h>
+
 #include "runtime/arch.h"
+
+uint8_t goshim_have_fsgsbase;
+
+void goshim_arch_init(void)
+{
+	goshim_have_fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
+}
 
 void goshim_gostart(void);
 

@@ -32,8 +32,9 @@
  *           interleaved), switch_ratio = goshim/bare and switch_tls_ratio =
  *           goshim_tls/bare, all from this one process.
  * Linked to the convenience library libgoshim_core.la (goshim_swtch is
- * internal); its constructor starts the runtime, which this program does
- * not otherwise use. */
+ * internal), which has no constructor: the runtime does not start, so main
+ * calls goshim_arch_init itself, or switch.S would take the arch_prctl
+ * path even where the kernel offers wrfsbase. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -334,6 +335,7 @@ int main(int argc, char **argv)
 	else
 		BENCH_DIE("%s: mode must be bare, goshim, tls or all, not '%s'", argv[0], mode);
 
+	goshim_arch_init();
 	uintptr_t orig = tls_base();
 	if (orig == 0)
 		BENCH_DIE("switch_floor: no TLS base");
