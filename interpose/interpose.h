@@ -259,17 +259,11 @@ int mutex_relock(pthread_mutex_t *m);
 void mutex_owner_died(struct gthread *th);
 
 /* Would a cancellation act on the caller now? Only pthread-goroutines'
- * waits are ended by pthread_cancel (parkq_cancel). glibc keeps the state
- * private; setting it returns the old one, and setting does not act on a
- * pending cancellation. */
+ * waits are ended by pthread_cancel (parkq_cancel). */
 static inline bool cancel_enabled(void)
 {
-	int old, ignored;
-	if (!thread_self() || pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old) != 0)
-		return false;
-	if (old == PTHREAD_CANCEL_ENABLE)
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &ignored);
-	return old == PTHREAD_CANCEL_ENABLE;
+	struct gthread *th = thread_self();
+	return th && tls_cancel_enabled(th->tp);
 }
 
 /* Owner id of the calling thread for the interposed locks (never 0): a

@@ -702,6 +702,7 @@ void tls_take_main_place(uintptr_t tp);
 void tls_exit(void);
 void *tls_cleanup_jmp_buf_slot(void);
 bool tls_canceled(uintptr_t tp);
+bool tls_cancel_enabled(uintptr_t tp);
 void tls_wrap_setxid(void);
 
 /* proc.c: starts gp (new or dead) as a pthread-goroutine, with the

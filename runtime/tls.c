@@ -62,6 +62,7 @@
 #define OFF_ROBUST_HEAD (736 - PD_DELTA)
 #define OFF_CLEANUP_JMP_BUF (768 - PD_DELTA)
 #define OFF_CANCELHANDLING (776 - PD_DELTA)
+#define CANCELSTATE_BITMASK 1 /* in cancelhandling: cancellation disabled */
 #define OFF_FLAGS (780 - PD_DELTA)
 #define OFF_SCHEDPARAM (1584 - PD_DELTA)
 #define ATTR_FLAG_SCHED_SET 0x20
@@ -206,6 +207,14 @@ bool tls_init(void)
 	    *(void **)(pd + OFF_SPECIFIC) != pd + OFF_SPECIFIC_1STBLOCK ||
 	    (char *)tp + *rseq_offset != pd + OFF_RSEQ)
 		return disable("the running thread does not match struct pthread");
+	/* tls_cancel_enabled reads the state bit pthread_setcancelstate
+	 * sets (CANCELSTATE_BITMASK, bit 0 of cancelhandling). */
+	int oldstate, ignored;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &oldstate);
+	bool disabled_bit = PD_FIELD(tp, OFF_CANCELHANDLING, int) & CANCELSTATE_BITMASK;
+	pthread_setcancelstate(oldstate, &ignored);
+	if (!disabled_bit || tls_cancel_enabled(tp) != (oldstate == PTHREAD_CANCEL_ENABLE))
+		return disable("the cancellation state bit differs");
 #if defined(__x86_64__)
 	if (*(uintptr_t *)(tp + 0x10) != tp)
 		return disable("tcbhead_t.self differs");
@@ -421,6 +430,13 @@ bool tls_canceled(uintptr_t tp)
 {
 	int ch = __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
 	return (ch & 8) && !(ch & (16 | 32));
+}
+
+/* pthread_setcancelstate's state, read without its two atomic updates. */
+bool tls_cancel_enabled(uintptr_t tp)
+{
+	return !(__atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_RELAXED) &
+	         CANCELSTATE_BITMASK);
 }
 
 void *tls_cleanup_jmp_buf_slot(void)
