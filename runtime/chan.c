@@ -63,7 +63,8 @@ struct sudog *acquireSudog(void)
 	pp->sudogcache[pp->nsudogcache] = NULL;
 	if (unlikely(s->elem))
 		throw("acquireSudog: found s.elem != nil in cache");
-	atomic_fetch_add_explicit(&sched.nsudog, 1, memory_order_relaxed);
+	atomic_store_explicit(&pp->nsudog, atomic_load_explicit(&pp->nsudog, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 	return s;
 }
 
@@ -109,7 +110,8 @@ void releaseSudog(struct sudog *s)
 		unlock(&sched.sudoglock);
 	}
 	pp->sudogcache[pp->nsudogcache++] = s;
-	atomic_fetch_sub_explicit(&sched.nsudog, 1, memory_order_relaxed);
+	atomic_store_explicit(&pp->nsudog, atomic_load_explicit(&pp->nsudog, memory_order_relaxed) - 1,
+	                      memory_order_relaxed);
 }
 
 /* p.destroy: a P's sudogs go to the central cache. */

@@ -892,6 +892,20 @@ static void allgadd(struct g *gp)
 	unlock(&allglock);
 }
 
+/* Sudogs in use (chan.c: acquireSudog): a racy sum, exact when nothing
+ * moves. A destroyed P keeps its count. */
+int64_t sudogs_in_use(void)
+{
+	int64_t n = 0;
+	for (int32_t i = 0; i < MAX_PROCS; i++) {
+		struct p *pp = __atomic_load_n(&allp[i], __ATOMIC_ACQUIRE);
+		if (!pp)
+			break;
+		n += atomic_load_explicit(&pp->nsudog, memory_order_relaxed);
+	}
+	return n;
+}
+
 /* proc.go: gcount, for go_count: a racy sum, exact when nothing moves. */
 int32_t gcount(void)
 {

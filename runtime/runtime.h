@@ -267,6 +267,10 @@ struct p {
 	_Atomic bool preempt;         /* sysmon: the time slice is over (Go's preemptone) */
 	struct sudog *sudogcache[128];
 	int32_t nsudogcache;
+	/* sudogs acquired minus released on this P (sudogs_in_use sums them;
+	 * one may go negative, as a goroutine may release on another P).
+	 * Written only by the P's owner: no atomic update on the hot path. */
+	_Atomic int64_t nsudog;
 	struct timers *timers;        /* time.c: this P's timer heap */
 	/* proc.go: goidcache — goroutine ids are taken from sched.goidgen in
 	 * batches so that spawning does not bounce one cache line. */
@@ -314,7 +318,6 @@ struct schedt {
 	int32_t procresizetime;
 	mutex_t sudoglock;            /* central sudog cache */
 	struct sudog *sudogcache;
-	_Atomic int64_t nsudog;       /* sudogs in use (tests: leak checks) */
 	_Atomic int64_t pollUntil;    /* time the blocked netpoll wakes; 0 if none */
 	bool deadlock_checks;         /* false once a foreign thread could wake someone */
 	int64_t starttime;
@@ -496,6 +499,7 @@ struct hchan {
 struct sudog *acquireSudog(void);
 void releaseSudog(struct sudog *s);
 void sudogcache_flush(struct p *pp);
+int64_t sudogs_in_use(void); /* tests: leak checks, when all is quiet */
 struct hchan *makechan(size_t elemsize, size_t cap, int *err);
 void freechan(struct hchan *c);
 bool chansend(struct hchan *c, const void *ep, bool block);

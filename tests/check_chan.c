@@ -4,7 +4,7 @@
  * len, cap and free; the misuses Go turns into panics (exit 2 with Go's
  * message) and deadlock detection; stress with thousands of goroutines.
  * After every test: no goroutine left behind (go_count back to its base)
- * and no sudog left in use (sched.nsudog back to its value before). */
+ * and no sudog left in use (sudogs_in_use() back to its value before). */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -33,7 +33,6 @@ static int scale(int n)
 /* Loads for assertions (Check prints the expression: keep it short). */
 static int ldi(_Atomic int *p) { return atomic_load(p); }
 static int64_t ld64(_Atomic int64_t *p) { return atomic_load(p); }
-static int64_t sudogs_in_use(void) { return atomic_load(&sched.nsudog); }
 
 #define MS 1000000LL
 #define SEC 1000000000LL

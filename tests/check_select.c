@@ -4,7 +4,7 @@
  * channels, closed channels, wake-ups by close, many cases, timer channels,
  * misuse that is fatal, and many goroutines selecting on shared channels.
  * After every test of the suite itself: go_count back to its base, no
- * sudog left in use (sched.nsudog) and no timer left set (ntimers_live).
+ * sudog left in use (sudogs_in_use()) and no timer left set (ntimers_live).
  *
  * select5.go is not ported: it is a generator that prints a Go program
  * (text/template) whose thousands of generated functions each do one send
@@ -41,7 +41,6 @@ static int scale(int n)
 /* Loads for assertions (Check prints the expression: keep it short). */
 static int ldi(_Atomic int *p) { return atomic_load(p); }
 static int64_t ld64(_Atomic int64_t *p) { return atomic_load(p); }
-static int64_t sudogs_in_use(void) { return atomic_load(&sched.nsudog); }
 
 #define MS 1000000LL
 #define SEC 1000000000LL
