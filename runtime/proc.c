@@ -926,8 +926,8 @@ int32_t mcount(void)
 
 static struct m *allocm(void)
 {
-	struct m *mp = calloc(1, sizeof *mp);
-	struct g *g0 = calloc(1, sizeof *g0);
+	struct m *mp = persistentalloc(sizeof *mp, CACHE_LINE);
+	struct g *g0 = persistentalloc(sizeof *g0, CACHE_LINE);
 	if (!mp || !g0)
 		throw("allocm: out of memory");
 	g0->system = true;
@@ -976,13 +976,15 @@ static void minit(struct m *mp)
 
 static struct g *malg(void)
 {
-	struct g *gp = calloc(1, sizeof *gp);
-	if (!gp)
+	struct stack st;
+	if (!stackalloc(&st, 0))
 		return NULL;
-	if (!stackalloc(&gp->stack, 0)) {
-		free(gp);
+	struct g *gp = persistentalloc(sizeof *gp, CACHE_LINE);
+	if (!gp) {
+		stackfree(&st);
 		return NULL;
 	}
+	gp->stack = st;
 #ifdef HAVE_VALGRIND_VALGRIND_H
 	VALGRIND_STACK_REGISTER(gp->stack.lo, gp->stack.hi);
 #endif
@@ -2730,7 +2732,7 @@ static struct p *procresize(int32_t nprocs)
 		throw("procresize: invalid arg");
 	/* initialize new P's */
 	for (int32_t i = nallp; i < nprocs; i++) {
-		struct p *pp = calloc(1, sizeof *pp);
+		struct p *pp = persistentalloc(sizeof *pp, CACHE_LINE);
 		if (!pp)
 			throw("procresize: out of memory");
 		pinit(pp, i);
@@ -3076,7 +3078,7 @@ static struct m *adopt_m(void)
 /* The adopted goroutine, _Grunning on mp, in foreign code without a P. */
 static struct g *adopt_g(struct m *mp)
 {
-	struct g *gp = calloc(1, sizeof *gp);
+	struct g *gp = persistentalloc(sizeof *gp, CACHE_LINE);
 	if (!gp)
 		throw("needm: out of memory");
 	atomic_store(&gp->atomicstatus, _Gidle);

@@ -627,6 +627,8 @@ struct g *newproc_parked(void (*fn)(void *), void *arg, uintptr_t callerpc, int 
 void coroswitch_mcall(struct coro *c, bool exit);
 
 /* malloc.c (malloc.go): never freed, never from glibc's malloc. */
+/* A cache line: structs written by different threads start on their own. */
+#define CACHE_LINE 64
 void *persistentalloc(size_t size, size_t align);
 
 /* sysmon.c */

@@ -106,7 +106,7 @@ static struct g *spare_g_get(void)
 		spare_g = gp->schedlink;
 	unlock(&unitlock);
 	if (!gp)
-		gp = calloc(1, sizeof *gp);
+		gp = persistentalloc(sizeof *gp, CACHE_LINE);
 	return gp;
 }
 
