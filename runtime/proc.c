@@ -2416,7 +2416,7 @@ static void newm(void (*fn)(void), struct p *pp)
 
 /* ---- syscalls and foreign code (proc.go: entersyscall, exitsyscall) - */
 
-static void entersyscall_gcwait(struct p *pp)
+__attribute__((noinline, cold)) static void entersyscall_gcwait(struct p *pp)
 {
 	lock(&sched.lock);
 	uint32_t exp = _Psyscall;
@@ -2445,7 +2445,7 @@ void sysmon_wake(void)
 		futexwakeup(&sched.sysmonnote.key, 1);
 }
 
-static void entersyscall_sysmon(void)
+__attribute__((noinline, cold)) static void entersyscall_sysmon(void)
 {
 	lock(&sched.lock);
 	sysmon_wake();
@@ -2489,8 +2489,9 @@ void entersyscall(void)
 	reentersyscall(false);
 }
 
-/* exitsyscallfast: try to get the old P back, or any idle P. */
-static bool exitsyscallfast(struct m *mp, struct p *oldp)
+/* exitsyscallfast's first try, inline on every return from foreign code
+ * or a system call: the old P, if sysmon has not handed it on. */
+static inline bool exitsyscall_oldp(struct m *mp, struct p *oldp)
 {
 	uint32_t exp = _Psyscall;
 	if (oldp && atomic_load_explicit(&oldp->status, memory_order_relaxed) == _Psyscall &&
@@ -2500,6 +2501,12 @@ static bool exitsyscallfast(struct m *mp, struct p *oldp)
 		oldp->m = mp;
 		return true;
 	}
+	return false;
+}
+
+/* exitsyscallfast's second try: any idle P. */
+static bool exitsyscall_pidle(void)
+{
 	if (atomic_load(&sched.npidle) > 0 && !atomic_load(&sched.gcwaiting)) {
 		lock(&sched.lock);
 		struct p *pp = pidleget();
@@ -2514,21 +2521,35 @@ static bool exitsyscallfast(struct m *mp, struct p *oldp)
 	return false;
 }
 
-static void exitsyscall_common(bool foreign)
+/* The old P is gone: an idle one, or exitsyscall0 on g0. */
+__attribute__((noinline)) static void exitsyscall_slow(struct g *gp, bool foreign)
 {
-	struct g *gp = getg();
-	struct m *mp = gp->m;
-	struct p *oldp = mp->oldp;
-	mp->oldp = NULL;
-	if (likely(exitsyscallfast(mp, oldp))) {
+	if (exitsyscall_pidle()) {
 		if (!foreign)
 			casgstatus(gp, _Gsyscall, _Grunning);
-		atomic_store_explicit(&mp->p->syscalltick, mp->p->syscalltick + 1, memory_order_relaxed);
+		atomic_store_explicit(&gp->m->p->syscalltick, gp->m->p->syscalltick + 1,
+		                      memory_order_relaxed);
 		return;
 	}
 	if (foreign)
 		casgstatus(gp, _Grunning, _Gsyscall);
 	mcall(exitsyscall0); /* returns rescheduled, with a P, maybe on another M */
+}
+
+/* proc.go: exitsyscall, split as exitsyscallfast's two tries. */
+static inline void exitsyscall_common(bool foreign)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	struct p *oldp = mp->oldp;
+	mp->oldp = NULL;
+	if (unlikely(!exitsyscall_oldp(mp, oldp))) {
+		exitsyscall_slow(gp, foreign);
+		return;
+	}
+	if (!foreign)
+		casgstatus(gp, _Gsyscall, _Grunning);
+	atomic_store_explicit(&oldp->syscalltick, oldp->syscalltick + 1, memory_order_relaxed);
 }
 
 void runtime_enter(void)

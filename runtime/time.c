@@ -599,6 +599,9 @@ static int64_t run(struct timers *ts, int64_t now)
  * the time when the next timer should run or 0 if there is no next timer,
  * and *ran to whether it ran any timers. We pass now in and out to avoid
  * extra calls of nanotime. */
+static int64_t checkTimers_set(struct p *pp, struct timers *ts, int64_t next, int64_t now,
+                               int64_t *pollUntil, bool *ran);
+
 int64_t checkTimers(struct p *pp, int64_t now, int64_t *pollUntil, bool *ran)
 {
 	struct timers *ts = pp->timers;
@@ -606,9 +609,18 @@ int64_t checkTimers(struct p *pp, int64_t now, int64_t *pollUntil, bool *ran)
 	*pollUntil = 0;
 	if (!ts)
 		return now;
-	int64_t next = timers_wakeTime(pp);
+	int64_t next = timers_wakeTime_ts(ts);
 	if (next == 0)
 		return now; /* No timers to run or adjust. */
+	return checkTimers_set(pp, ts, next, now, pollUntil, ran);
+}
+
+/* checkTimers with a timer set (kept apart so that the common case, no
+ * timer at all, does not pay for this part's registers). */
+__attribute__((noinline)) static int64_t checkTimers_set(struct p *pp, struct timers *ts,
+                                                         int64_t next, int64_t now,
+                                                         int64_t *pollUntil, bool *ran)
+{
 	if (now == 0)
 		now = nanotime();
 	/* If this is the local P, and there are a lot of deleted timers,
