@@ -8,12 +8,21 @@
  *                main is a migratable goroutine; kept to show it)
  *   pingpong     ns per round trip: two threads hand a turn back and forth
  *                under one mutex with two condvars
+ *   mailbox      ns per round trip: two threads pass a number back and
+ *                forth through two one-slot mailboxes, each a mutex and a
+ *                condvar of its own
  *   contended    ns per lock+unlock: 4 threads share one mutex, SIZE
  *                increments in all
+ *   rwlock       ns per operation: 4 threads share one rwlock, SIZE
+ *                operations in all, one write (wrlock) in 64, else a read
+ *                (rdlock)
+ *   sempingpong  ns per round trip: two threads hand a turn back and forth
+ *                with two unnamed semaphores
  *   parked       KiB of RSS per thread: SIZE threads each blocked on one
  *                condvar (the stack use of a thread that did little)
  */
 #include <pthread.h>
+#include <semaphore.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -90,6 +99,156 @@ static void pingpong(long n)
 		exit(1);
 	}
 	bench_result("pt_pingpong", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+}
+
+struct mailbox {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int full;
+	long value;
+};
+
+static struct mailbox box[2] = {
+	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 },
+	{ PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 },
+};
+
+static void mailbox_put(struct mailbox *b, long v)
+{
+	pthread_mutex_lock(&b->mu);
+	while (b->full)
+		pthread_cond_wait(&b->cv, &b->mu);
+	b->value = v;
+	b->full = 1;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static long mailbox_take(struct mailbox *b)
+{
+	pthread_mutex_lock(&b->mu);
+	while (!b->full)
+		pthread_cond_wait(&b->cv, &b->mu);
+	long v = b->value;
+	b->full = 0;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	return v;
+}
+
+/* Thread me takes from box[me] and puts the number plus one in the other
+ * box; thread 0 starts with 0 and ends with 2 * rounds. */
+static void *mailbox_player(void *arg)
+{
+	long me = (long)arg, v = 0;
+	for (long i = 0; i < rounds; i++) {
+		if (me == 0) {
+			mailbox_put(&box[1], v);
+			v = mailbox_take(&box[0]);
+		} else {
+			v = mailbox_take(&box[1]);
+			mailbox_put(&box[0], v + 1);
+		}
+	}
+	return (void *)v;
+}
+
+static void mailbox(long n)
+{
+	pthread_t a, b;
+	void *last = NULL;
+	rounds = n;
+	int64_t t0 = bench_now_ns();
+	pthread_create(&a, NULL, mailbox_player, (void *)0L);
+	pthread_create(&b, NULL, mailbox_player, (void *)1L);
+	pthread_join(a, &last);
+	pthread_join(b, NULL);
+	if ((long)last != n) {
+		fprintf(stderr, "pthreads: mailbox: ended with %ld, want %ld\n", (long)last, n);
+		exit(1);
+	}
+	bench_result("pt_mailbox", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+}
+
+static sem_t sem[2];
+
+static void *sem_player(void *arg)
+{
+	long me = (long)arg;
+	for (long i = 0; i < rounds; i++) {
+		if (me == 0) {
+			sem_post(&sem[1]);
+			while (sem_wait(&sem[0]) != 0)
+				continue; /* EINTR */
+		} else {
+			while (sem_wait(&sem[1]) != 0)
+				continue;
+			sem_post(&sem[0]);
+		}
+	}
+	return NULL;
+}
+
+static void sempingpong(long n)
+{
+	pthread_t a, b;
+	rounds = n;
+	if (sem_init(&sem[0], 0, 0) || sem_init(&sem[1], 0, 0)) {
+		perror("pthreads: sempingpong: sem_init");
+		exit(1);
+	}
+	int64_t t0 = bench_now_ns();
+	pthread_create(&a, NULL, sem_player, (void *)0L);
+	pthread_create(&b, NULL, sem_player, (void *)1L);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	int v0 = -1, v1 = -1;
+	sem_getvalue(&sem[0], &v0);
+	sem_getvalue(&sem[1], &v1);
+	if (v0 != 0 || v1 != 0) {
+		fprintf(stderr, "pthreads: sempingpong: values %d %d at the end, want 0 0\n", v0, v1);
+		exit(1);
+	}
+	bench_result("pt_sempingpong", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
+}
+
+static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+static long rw_value, rw_writes;
+
+static void *rw_worker(void *arg)
+{
+	long n = (long)arg, seen = 0;
+	for (long i = 0; i < n; i++) {
+		if (i % 64 == 0) {
+			pthread_rwlock_wrlock(&rw);
+			rw_value++;
+			rw_writes++;
+			pthread_rwlock_unlock(&rw);
+		} else {
+			pthread_rwlock_rdlock(&rw);
+			seen += rw_value;
+			pthread_rwlock_unlock(&rw);
+		}
+	}
+	return (void *)seen;
+}
+
+static void rwlock(long n)
+{
+	enum { THREADS = 4 };
+	pthread_t t[THREADS];
+	n -= n % THREADS;
+	int64_t t0 = bench_now_ns();
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, rw_worker, (void *)(n / THREADS));
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	long want = THREADS * ((n / THREADS + 63) / 64);
+	if (rw_value != want || rw_writes != want) {
+		fprintf(stderr, "pthreads: rwlock: %ld writes, want %ld\n", rw_value, want);
+		exit(1);
+	}
+	bench_result("pt_rwlock", (double)(bench_now_ns() - t0) / (double)n, "ns/op");
 }
 
 static long counter;
@@ -180,7 +339,8 @@ static void parked(long n)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: pthreads create_join|create_join_thread|pingpong|contended|parked [SIZE]\n");
+		fprintf(stderr, "usage: pthreads create_join|create_join_thread|pingpong|mailbox|"
+		                "contended|rwlock|sempingpong|parked [SIZE]\n");
 		return 2;
 	}
 	long n = bench_size(argc - 1, argv + 1, 10000);
@@ -191,8 +351,14 @@ int main(int argc, char **argv)
 		create_join_thread(n);
 	else if (!strcmp(mode, "pingpong"))
 		pingpong(n);
+	else if (!strcmp(mode, "mailbox"))
+		mailbox(n);
 	else if (!strcmp(mode, "contended"))
 		contended(n);
+	else if (!strcmp(mode, "rwlock"))
+		rwlock(n);
+	else if (!strcmp(mode, "sempingpong"))
+		sempingpong(n);
 	else if (!strcmp(mode, "parked"))
 		parked(n);
 	else {
