@@ -1,8 +1,9 @@
 /* pthread read-write locks: init and destroy, static and zero-filled
  * locks, shared read and exclusive write, the try, timed and clock
  * variants and their errors, glibc's EDEADLK for the writer locking again,
- * many readers at once, mixed readers and writers under contention, and
- * the writer-preferring kind (a waiting writer holds off new readers).
+ * many readers at once, mixed readers and writers under contention, the
+ * writer-preferring kind (a waiting writer holds off new readers), and
+ * writers timing out while readers come and go.
  * See legacy.h for the conventions. */
 #include "legacy.h"
 #include <sched.h>
@@ -538,6 +539,74 @@ static void t_destroy_after_unlock(void)
 	printf("destroy and reuse right after the last unlock: %d rounds\n", REUSE_ROUNDS);
 }
 
+/* ------------------------------------------------------------------------
+ * Timed churn: writers whose 1 ms deadlines keep passing while readers
+ * come and go, on both kinds. A waiter whose wait ends (woken, timed
+ * out) and that waits again must still be woken by the last unlock: a
+ * lost wake-up hangs the test. At the end nobody holds the lock. */
+
+#define CHURN_READERS 4
+#define CHURN_WRITERS 2
+#define CHURN_OPS 3000
+
+static pthread_rwlock_t churn_l;
+static _Atomic long churn_writes;
+
+static void *churn_reader(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < CHURN_OPS; i++) {
+		CHECK0(pthread_rwlock_rdlock(&churn_l));
+		if (i % 16 == 0)
+			sched_yield(); /* hold it across a yield now and then */
+		CHECK0(pthread_rwlock_unlock(&churn_l));
+	}
+	return NULL;
+}
+
+static void *churn_writer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < CHURN_OPS / 4; i++) {
+		int rc;
+		if (i % 8 == 0) {
+			rc = pthread_rwlock_wrlock(&churn_l);
+		} else {
+			struct timespec dl = ts_after(CLOCK_MONOTONIC, 1);
+			rc = pthread_rwlock_clockwrlock(&churn_l, CLOCK_MONOTONIC, &dl);
+		}
+		if (rc == ETIMEDOUT)
+			continue;
+		if (rc != 0)
+			FAIL("timed churn: wrlock: %s", strerror(rc));
+		churn_writes++;
+		CHECK0(pthread_rwlock_unlock(&churn_l));
+	}
+	return NULL;
+}
+
+static void t_timed_churn(int kind, const char *name)
+{
+	pthread_rwlockattr_t a;
+	pthread_t t[CHURN_READERS + CHURN_WRITERS];
+	CHECK0(pthread_rwlockattr_init(&a));
+	CHECK0(pthread_rwlockattr_setkind_np(&a, kind));
+	CHECK0(pthread_rwlock_init(&churn_l, &a));
+	CHECK0(pthread_rwlockattr_destroy(&a));
+	churn_writes = 0;
+	for (int i = 0; i < CHURN_READERS + CHURN_WRITERS; i++)
+		CHECK0(pthread_create(&t[i], NULL, i < CHURN_READERS ? churn_reader : churn_writer, NULL));
+	for (int i = 0; i < CHURN_READERS + CHURN_WRITERS; i++)
+		CHECK0(pthread_join(t[i], NULL));
+	if (churn_writes < CHURN_WRITERS * (CHURN_OPS / 4 / 8))
+		FAIL("timed churn: %ld writes, fewer than the untimed ones", (long)churn_writes);
+	EXPECT("timed churn: trywrlock at the end", pthread_rwlock_trywrlock(&churn_l), 0);
+	CHECK0(pthread_rwlock_unlock(&churn_l));
+	CHECK0(pthread_rwlock_destroy(&churn_l));
+	printf("timed churn, %s: %d readers and %d writers with 1 ms deadlines finished; "
+	       "the lock is free\n", name, CHURN_READERS, CHURN_WRITERS);
+}
+
 int main(void)
 {
 	legacy_start();
@@ -551,6 +620,8 @@ int main(void)
 	t_writer_preference();
 	t_reader_preference();
 	t_destroy_after_unlock();
+	t_timed_churn(PTHREAD_RWLOCK_PREFER_READER_NP, "reader-preferring");
+	t_timed_churn(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP, "writer-preferring");
 	printf("rwlock: all checks passed\n");
 	return 0;
 }
