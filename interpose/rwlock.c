@@ -73,10 +73,12 @@ static inline bool rw_native(pthread_rwlock_t *rw)
 	return grw(rw)->shared != 0;
 }
 
-/* One attempt without blocking: true if taken. */
+/* One attempt without blocking: true if taken. The first CAS guesses
+ * "free": a plain load first would fetch the line shared and the CAS then
+ * upgrade it, two transfers where readers on other CPUs keep moving it. */
 static bool try_read(struct grwlock *l)
 {
-	uint32_t s = atomic_load(&l->state);
+	uint32_t s = 0;
 	while (!(s & RW_WRITER)) {
 		if (l->flags == KIND_PREFER_WRITER_NONRECURSIVE && atomic_load(&l->wwait) > 0)
 			return false;
@@ -234,7 +236,7 @@ EXPORT int goshim_pthread_rwlock_unlock(pthread_rwlock_t *rw)
 	if (!interposing() || rw_native(rw))
 		return real.pthread_rwlock_unlock(rw);
 	struct grwlock *l = grw(rw);
-	uint64_t w = atomic_load(&l->word);
+	uint64_t w = 1; /* a guess, as in try_read: the only reader, no waiters */
 	bool writer = false;
 	for (;;) {
 		uint32_t s = (uint32_t)w, next;
