@@ -288,6 +288,8 @@ int mutex_unlock(pthread_mutex_t *m, bool entered)
 }
 
 /* Lets go of the lock, leaving owner in __owner for the next locker. */
+static void release_wake(pthread_mutex_t *m, bool entered);
+
 static int release(pthread_mutex_t *m, int owner, bool entered)
 {
 	m->__data.__owner = owner;
@@ -295,6 +297,14 @@ static int release(pthread_mutex_t *m, int owner, bool entered)
 	int exp = 1;
 	if (atomic_load(&M_QLOCK(m)->key) == 0 && atomic_compare_exchange_strong(M_LOCK(m), &exp, 0))
 		return 0;
+	release_wake(m, entered);
+	return 0;
+}
+
+/* release with maybe waiters (kept apart so that an uncontended unlock
+ * does not pay for its registers). */
+__attribute__((noinline)) static void release_wake(pthread_mutex_t *m, bool entered)
+{
 	/* Maybe waiters: wake the first, who competes again (barging keeps a
 	 * contended mutex with its running holder, as Go's sync.Mutex does in
 	 * normal mode, instead of a context switch per hand-over). The lock is
@@ -313,11 +323,12 @@ static int release(pthread_mutex_t *m, int owner, bool entered)
 		goready(gp);
 	if (!entered)
 		interpose_leave();
-	return 0;
 }
 
 /* What mutex_unlock would fail with: EINVAL, EPERM (not the owner, for
  * the checking types) or 0. */
+static int unlock_check_owner(pthread_mutex_t *m);
+
 int mutex_unlock_check(pthread_mutex_t *m)
 {
 	if (pshared(m))
@@ -327,6 +338,13 @@ int mutex_unlock_check(pthread_mutex_t *m)
 	int type = m->__data.__kind & KIND_TYPE_MASK;
 	if (type != PTHREAD_MUTEX_RECURSIVE && type != PTHREAD_MUTEX_ERRORCHECK && !robust(m))
 		return 0;
+	return unlock_check_owner(m);
+}
+
+/* mutex_unlock_check for the types that check their owner (kept apart so
+ * that normal mutexes do not pay for its registers). */
+__attribute__((noinline)) static int unlock_check_owner(pthread_mutex_t *m)
+{
 	if (atomic_load_explicit(M_LOCK(m), memory_order_relaxed) == 0)
 		return EPERM;
 	if (m->__data.__owner == self_id())
