@@ -1,6 +1,11 @@
 /* Per-thread identity across blocking calls: __thread variables, errno and
  * pthread_setspecific values stay each thread's own (same values, same
- * addresses) however often a thread blocks and wherever it resumes; stdio
+ * addresses) however often a thread blocks and wherever it resumes (the
+ * kernel thread under each check is recorded, and the moves between them
+ * counted: natively a thread never moves; preloaded at GOMAXPROCS=2 the
+ * threads must have moved, or the checks proved nothing; the program reads
+ * LD_PRELOAD and GOMAXPROCS for that one check, and prints the same
+ * either way); stdio
  * locks (flockfile held across a sleep) belong to one thread; memory moves
  * between threads' malloc arenas; setuid/setgid from a thread; ctype and
  * sched_getcpu in threads. See legacy.h for the conventions. */
@@ -10,6 +15,7 @@
 #include <stddef.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 
 #define NTHREADS 1000	/* even: threads 2k and 2k+1 are partners */
 #define ROUNDS 10
@@ -21,6 +27,7 @@ static pthread_key_t key;
 static FILE *shared_file;
 static struct gate all_parked = GATE_INIT;
 static atomic_long checks;
+static atomic_long moves;	/* checks on another kernel thread than the last */
 
 struct pair {
 	pthread_mutex_t m;
@@ -34,6 +41,7 @@ struct worker {
 	struct pair *pair;
 	uintptr_t tl_addr, errno_addr;	/* for the uniqueness check */
 	int cpu;
+	long kernel_tid;	/* the kernel thread under the last check */
 };
 
 static struct pair pairs[NTHREADS / 2];
@@ -74,8 +82,18 @@ static void check_identity(struct worker *w, const char *after)
 	if (pthread_getspecific(key) != (void *)(uintptr_t)(w->idx + 1))
 		FAIL("thread %d after %s: pthread_getspecific %p", w->idx, after,
 		     pthread_getspecific(key));
+	long tid = syscall(SYS_gettid);
+	if (w->kernel_tid && tid != w->kernel_tid)
+		atomic_fetch_add_explicit(&moves, 1, memory_order_relaxed);
+	w->kernel_tid = tid;
 	atomic_fetch_add_explicit(&checks, 1, memory_order_relaxed);
 	errno = want_errno;
+}
+
+static int preloaded_on_two(void)
+{
+	const char *pre = getenv("LD_PRELOAD"), *procs = getenv("GOMAXPROCS");
+	return pre && strstr(pre, "libgoshim") && procs && strcmp(procs, "2") == 0;
 }
 
 /* One hand-off with the partner: wait for our turn, pass it on. */
@@ -266,6 +284,12 @@ int main(void)
 	long want = (long)NTHREADS * (ROUNDS * 6 + 6);
 	if (atomic_load(&checks) != want)
 		FAIL("%ld identity checks, want %ld", atomic_load(&checks), want);
+	const char *pre = getenv("LD_PRELOAD");
+	if (!(pre && strstr(pre, "libgoshim")) && atomic_load(&moves) != 0)
+		FAIL("natively, threads moved between kernel threads %ld times", atomic_load(&moves));
+	if (preloaded_on_two() && atomic_load(&moves) == 0)
+		FAIL("preloaded at GOMAXPROCS=2, no thread resumed on another kernel thread: "
+		     "the checks saw no migration");
 	printf("%ld identity checks passed\n", want);
 
 	for (int i = 0; i < NTHREADS; i++)

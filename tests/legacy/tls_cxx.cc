@@ -2,6 +2,10 @@
 // use, destroyed at thread exit), exception handling (the caught-exception
 // stack, `throw;`, std::uncaught_exceptions, std::exception_ptr) across
 // blocking calls, std::mutex / std::condition_variable / std::shared_mutex.
+// The kernel thread under each thread_local check is recorded and the moves
+// counted: natively none; preloaded at GOMAXPROCS=2 there must be some, or
+// the checks proved nothing (LD_PRELOAD and GOMAXPROCS are read for that
+// one check; the output is the same either way).
 // Plain std::thread code; see legacy.h for the conventions.
 #include <atomic>
 #include <condition_variable>
@@ -15,6 +19,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <cstring>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FAIL(...)                                 \
@@ -30,7 +36,8 @@
 			FAIL("%s:%d: %s", __FILE__, __LINE__, #cond);        \
 	} while (0)
 
-static const int NTHREADS = 200;	// even: 2k and 2k+1 are partners
+static const int NTHREADS = 1000;	// even: 2k and 2k+1 are partners
+static std::atomic<long> moves{0};	// checks on another kernel thread than the last
 
 static std::atomic<int> constructed{0}, destructed{0}, live_max{0}, live{0};
 
@@ -117,6 +124,7 @@ static void worker(int idx)
 	tracker.owner = idx;
 	tl_counter += idx;
 	std::uintptr_t where = reinterpret_cast<std::uintptr_t>(&tracker);
+	long kernel_tid = syscall(SYS_gettid);
 
 	for (int r = 0; r < 5; r++) {
 		try {
@@ -159,6 +167,10 @@ static void worker(int idx)
 		if (tracker.owner != idx || reinterpret_cast<std::uintptr_t>(&tracker) != where ||
 		    tl_counter != 1000 + idx)
 			FAIL("thread %d: thread_local changed across blocking calls", idx);
+		long tid = syscall(SYS_gettid);
+		if (tid != kernel_tid)
+			moves++;
+		kernel_tid = tid;
 	}
 
 	try {
@@ -263,6 +275,13 @@ int main()
 		     destructed.load(), NTHREADS);
 	if (live_max.load() < 1)
 		FAIL("thread_local: no object was ever alive");
+	const char *pre = std::getenv("LD_PRELOAD"), *procs = std::getenv("GOMAXPROCS");
+	bool preloaded = pre && std::strstr(pre, "libgoshim");
+	if (!preloaded && moves.load() != 0)
+		FAIL("natively, threads moved between kernel threads %ld times", moves.load());
+	if (preloaded && procs && std::strcmp(procs, "2") == 0 && moves.load() == 0)
+		FAIL("preloaded at GOMAXPROCS=2, no thread resumed its thread_local checks on "
+		     "another kernel thread");
 	std::printf("%d std::threads: each thread_local constructed in and destroyed with its "
 		    "thread (%d/%d)\n", NTHREADS, constructed.load(), destructed.load());
 	std::printf("nested try/catch, throw; and unwinding destructors across blocking "
