@@ -185,8 +185,12 @@ EXPORT int goshim_pthread_cancel(pthread_t t)
 		err = 0;
 	if (err)
 		return err;
+	tls_wrap_sigcancel(); /* glibc installs its handler on its first cancel */
 	interpose_enter();
-	parkq_cancel(th->g);
+	if (tls_async_cancel_pending(th->tp))
+		goroutine_cancel_async(th->g); /* the asynchronous type: the signal */
+	else
+		parkq_cancel(th->g);
 	interpose_leave();
 	return 0;
 }

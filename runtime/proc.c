@@ -283,6 +283,24 @@ bool goroutine_kill(struct g *gp, int sig)
 	return false;
 }
 
+/* Asynchronous cancellation of gp, which glibc's pthread_cancel has marked
+ * CANCELING (its SIGCANCEL went to the made-up tid): SIGCANCEL pending for
+ * gp, and sent now to the M it runs on, if it runs; a parked gp's wait
+ * ends as for a signal. The pending bit stays set until glibc's handler
+ * runs on gp's identity (tls.c: sigcancel_on_goroutine), so a signal that
+ * reaches the M after gp left it is dropped there and gp takes the pending
+ * one on its way out of the runtime. The caller holds a P. */
+void goroutine_cancel_async(struct g *gp)
+{
+	atomic_fetch_or(&gp->sigpending, SIGBIT(SIGCANCEL_NO));
+	uint32_t st = readgstatus(gp);
+	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
+	if ((st == _Grunning || st == _Gsyscall) && mp && mp->curg == gp)
+		tgkill_raw(mp->procid, SIGCANCEL_NO);
+	else
+		park_interrupt(gp);
+}
+
 /* Signals pending for gp that its mask lets through: what ends a wait
  * that a signal may end (PARK_INTR). */
 uint64_t park_sigs(struct g *gp)
@@ -402,7 +420,9 @@ static void tgkill_main(pid_t tid, int sig)
 
 static void tgkill_g(struct g *gp, pid_t tid, int sig)
 {
-	if (gp == atomic_load(&main_g))
+	/* glibc's SIGCANCEL handler acts only on a plain tgkill (SI_TKILL);
+	 * the router never sees SIGCANCEL. */
+	if (gp == atomic_load(&main_g) && sig != SIGCANCEL_NO)
 		tgkill_main(tid, sig);
 	else
 		tgkill_raw(tid, sig);

@@ -409,6 +409,7 @@ int procresize_set(int32_t n);
  * while it runs. sigmask_fix drops what the kernel or glibc never lets a
  * thread block (SIGKILL, SIGSTOP, glibc's SIGCANCEL and SIGSETXID). */
 #define SIGBIT(s) (UINT64_C(1) << ((s) - 1)) /* sig in a kernel sigset */
+#define SIGCANCEL_NO 32                       /* glibc's SIGCANCEL (__SIGRTMIN) */
 uint64_t sigmask_fix(uint64_t mask);
 void sigmask_apply(struct m *mp, uint64_t mask);
 void goroutine_setmask(struct g *gp, uint64_t mask);
@@ -422,7 +423,7 @@ uint64_t park_sigs(struct g *gp);
 void sigpending_deliver(uint64_t also);
 /* The signals no thread blocks, and those the kernel sends to the thread
  * that faulted: never routed, never blocked by an M. */
-#define SIG_NEVER_BLOCKED (SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(32) | SIGBIT(33))
+#define SIG_NEVER_BLOCKED (SIGBIT(SIGKILL) | SIGBIT(SIGSTOP) | SIGBIT(SIGCANCEL_NO) | SIGBIT(33))
 #define SIG_SYNCHRONOUS                                                                    \
 	(SIGBIT(SIGSEGV) | SIGBIT(SIGBUS) | SIGBIT(SIGFPE) | SIGBIT(SIGILL) | SIGBIT(SIGTRAP) | \
 	 SIGBIT(SIGSYS))
@@ -710,6 +711,9 @@ void *tls_cleanup_jmp_buf_slot(void);
 bool tls_canceled(uintptr_t tp);
 bool tls_cancel_enabled(uintptr_t tp);
 void tls_wrap_setxid(void);
+void tls_wrap_sigcancel(void);
+bool tls_async_cancel_pending(uintptr_t tp);
+void goroutine_cancel_async(struct g *gp);
 
 /* proc.c: starts gp (new or dead) as a pthread-goroutine, with the
  * creator's signal mask or sigmask. */

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -184,10 +185,15 @@ static void thread_main(void *arg)
 		memset(ub.__pad, 0, sizeof ub.__pad);
 		*(void **)tls_cleanup_jmp_buf_slot() = &ub;
 		th->result = th->start(th->arg);
-	} else if (!th->exit_called) {
+	} else {
+		/* An asynchronous cancel unwound from glibc's SIGCANCEL handler,
+		 * which leaves SIGCANCEL blocked on this M. */
+		uint64_t cancel = SIGBIT(SIGCANCEL_NO);
+		syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
 		/* Unwound by glibc's cancellation (pthread_testcancel and the
 		 * other cancellation points act on the identity's state). */
-		th->result = PTHREAD_CANCELED;
+		if (!th->exit_called)
+			th->result = PTHREAD_CANCELED;
 	}
 	tls_exit();
 	if (th->robust)

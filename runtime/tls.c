@@ -532,6 +532,54 @@ static void setxid_on_own_identity(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
+/* ---- glibc's SIGCANCEL handler ---------------------------------------
+ * For an asynchronous cancel, glibc's pthread_cancel marks the target
+ * CANCELING and signals its tid, which for a pthread-goroutine is made up;
+ * goroutine_cancel_async signals the M it runs on instead. glibc's handler
+ * acts on whatever identity is installed, marking it CANCELED and, if its
+ * type is asynchronous, unwinding it. The wrapper lets it run only on an
+ * identity that is being cancelled asynchronously (CANCELING without
+ * CANCELED), so a signal that reaches an M after its goroutine moved on
+ * cancels nobody else, and only outside the runtime: inside, the goroutine
+ * keeps SIGCANCEL pending and takes it as it leaves (interpose_leave). */
+static void (*glibc_sigcancel_handler)(int, siginfo_t *, void *);
+
+bool tls_async_cancel_pending(uintptr_t tp)
+{
+	int ch = __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
+	/* CANCELING 4 without CANCELED 8, EXITING 16, TERMINATED 32 */
+	return (ch & (4 | 8 | 16 | 32)) == 4;
+}
+
+static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
+{
+	if (!tls_async_cancel_pending(goshim_arch_tls_base()))
+		return; /* not for the identity installed now */
+	struct g *gp = goshim_g;
+	if (gp && gp->m && gp != gp->m->g0) {
+		if (gp->inruntime)
+			return; /* it stays pending; taken on the way out */
+		atomic_fetch_and(&gp->sigpending, ~SIGBIT(SIGCANCEL_NO));
+	}
+	glibc_sigcancel_handler(sig, si, uc);
+}
+
+/* After glibc installed its handler (its first pthread_cancel). */
+void tls_wrap_sigcancel(void)
+{
+	static _Atomic bool wrapped;
+	struct ksigaction old, act;
+	if (atomic_load(&wrapped) ||
+	    syscall(SYS_rt_sigaction, SIGCANCEL_NO, NULL, &old, 8) != 0 || !(old.flags & SA_SIGINFO) ||
+	    old.handler == (void *)SIG_DFL || old.handler == (void *)SIG_IGN ||
+	    old.handler == (void *)sigcancel_on_goroutine || atomic_exchange(&wrapped, true))
+		return;
+	glibc_sigcancel_handler = (void (*)(int, siginfo_t *, void *))old.handler;
+	act = old;
+	act.handler = (void *)sigcancel_on_goroutine;
+	syscall(SYS_rt_sigaction, SIGCANCEL_NO, &act, NULL, 8);
+}
+
 /* tls_start for an identity that no goroutine starts on (M0's own, made
  * when main becomes migratable): installed just for the call. */
 void tls_start_on(uintptr_t tp)

@@ -1,7 +1,11 @@
 /* Deferred cancellation of threads blocked in the waits that are
  * cancellation points: pthread_cond_wait (the cleanup handler runs with the
  * mutex held again), sem_wait, pthread_join; and a thread with cancellation
- * disabled is not cancelled by its wait. See legacy.h for the conventions. */
+ * disabled is not cancelled by its wait. Asynchronous cancellation of a
+ * thread in a loop that calls nothing, of one asleep in nanosleep, and of
+ * one that had cancellation disabled and enables it again; and a
+ * cancellation that reaches its target after it moved on cancels nobody
+ * else. See legacy.h for the conventions. */
 #include <semaphore.h>
 
 #include "legacy.h"
@@ -56,6 +60,157 @@ static void *uncancellable(void *arg)
 	return (void *)5;
 }
 
+/* ------------------------------------------------------------------------
+ * Asynchronous cancellation. The threads signal readiness through atomics
+ * (no pthread call, which an asynchronous cancel may not interrupt). */
+
+static volatile long spins;
+static _Atomic int async_cleanups, async_ready, reenable;
+
+static void async_cleanup(void *arg)
+{
+	(void)arg;
+	async_cleanups++;
+}
+
+/* Spins in a loop that calls nothing: only an asynchronous cancel ends it. */
+static void *spinner(void *arg)
+{
+	(void)arg;
+	pthread_cleanup_push(async_cleanup, NULL);
+	CHECK0(pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL));
+	async_ready++;
+	for (;;)
+		spins++;
+	pthread_cleanup_pop(0);
+	return NULL;
+}
+
+static void *async_sleeper(void *arg)
+{
+	(void)arg;
+	pthread_cleanup_push(async_cleanup, NULL);
+	CHECK0(pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL));
+	async_ready++;
+	struct timespec ts = { 30, 0 };
+	nanosleep(&ts, NULL);
+	pthread_cleanup_pop(0);
+	return (void *)1;
+}
+
+/* Asynchronous, but disabled when cancelled: cancelled once it enables. */
+static void *async_disabled(void *arg)
+{
+	(void)arg;
+	pthread_cleanup_push(async_cleanup, NULL);
+	CHECK0(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL));
+	CHECK0(pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL));
+	async_ready++;
+	while (!reenable)
+		spins++;
+	CHECK0(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL));
+	for (;;)
+		spins++;
+	pthread_cleanup_pop(0);
+	return NULL;
+}
+
+/* Deferred, busy with condvar hand-offs to a partner (they move between
+ * kernel threads when preloaded), while asynchronous spinners around them
+ * are cancelled: a cancel that reaches a kernel thread after its target
+ * left must not cancel a bystander. */
+static pthread_mutex_t by_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t by_c = PTHREAD_COND_INITIALIZER;
+static int by_turn, by_stop;
+
+static void *bystander(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	CHECK0(pthread_mutex_lock(&by_m));
+	while (!by_stop) {
+		while (by_turn != me && !by_stop)
+			CHECK0(pthread_cond_wait(&by_c, &by_m));
+		by_turn = !me;
+		CHECK0(pthread_cond_broadcast(&by_c));
+	}
+	CHECK0(pthread_mutex_unlock(&by_m));
+	return (void *)7;
+}
+
+static void cancel_and_join(pthread_t t)
+{
+	void *ret;
+	CHECK0(pthread_cancel(t));
+	CHECK0(pthread_join(t, &ret));
+	CHECK(ret == PTHREAD_CANCELED);
+}
+
+static void t_async(void)
+{
+	pthread_t t;
+
+	for (int round = 0; round < 20; round++) {
+		async_cleanups = 0;
+		async_ready = 0;
+		CHECK0(pthread_create(&t, NULL, spinner, NULL));
+		SPIN_UNTIL(async_ready == 1);
+		if (round % 2)
+			sleep_ms(2);
+		cancel_and_join(t);
+		CHECK(async_cleanups == 1);
+	}
+	printf("asynchronous: a thread in a loop that calls nothing cancelled, cleanup ran\n");
+
+	for (int round = 0; round < 10; round++) {
+		async_cleanups = 0;
+		async_ready = 0;
+		CHECK0(pthread_create(&t, NULL, async_sleeper, NULL));
+		SPIN_UNTIL(async_ready == 1);
+		if (round % 2)
+			sleep_ms(5);
+		cancel_and_join(t);
+		CHECK(async_cleanups == 1);
+	}
+	printf("asynchronous: a thread asleep in nanosleep cancelled, cleanup ran\n");
+
+	async_cleanups = 0;
+	async_ready = 0;
+	CHECK0(pthread_create(&t, NULL, async_disabled, NULL));
+	SPIN_UNTIL(async_ready == 1);
+	CHECK0(pthread_cancel(t));
+	sleep_ms(10);
+	CHECK(async_cleanups == 0);
+	reenable = 1;
+	void *ret;
+	CHECK0(pthread_join(t, &ret));
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(async_cleanups == 1);
+	printf("asynchronous but disabled: cancelled when it enabled cancellation\n");
+
+	pthread_t by[2], sp[8];
+	for (int i = 0; i < 2; i++)
+		CHECK0(pthread_create(&by[i], NULL, bystander, (void *)(intptr_t)i));
+	for (int round = 0; round < 10; round++) {
+		async_ready = 0;
+		for (int i = 0; i < 8; i++)
+			CHECK0(pthread_create(&sp[i], NULL, spinner, NULL));
+		SPIN_UNTIL(async_ready == 8);
+		for (int i = 0; i < 8; i++)
+			cancel_and_join(sp[i]);
+	}
+	CHECK0(pthread_mutex_lock(&by_m));
+	by_stop = 1;
+	CHECK0(pthread_cond_broadcast(&by_c));
+	CHECK0(pthread_mutex_unlock(&by_m));
+	for (int i = 0; i < 2; i++) {
+		CHECK0(pthread_join(by[i], &ret));
+		if (ret != (void *)7)
+			FAIL("a deferred bystander ended with %p, not 7", ret);
+	}
+	printf("asynchronous: 80 spinners cancelled around two busy deferred threads, "
+	       "which ended normally\n");
+}
+
 int main(void)
 {
 	pthread_t a, b, j, u;
@@ -108,6 +263,7 @@ int main(void)
 	CHECK0(pthread_join(u, &ret));
 	CHECK((intptr_t)ret == 5);
 	printf("cancellation disabled: the thread waited on and returned its value\n");
+	t_async();
 	printf("cancel: all checks passed\n");
 	return 0;
 }
