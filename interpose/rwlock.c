@@ -22,8 +22,10 @@
  * would let go (state and count are the two halves of one 64-bit word):
  * with no waiters it lets go and is done; with waiters it takes the queue
  * lock, lets go under it and wakes every waiter to compete again (no lost
- * wake-up). So an unlocker never touches the rwlock after someone else
- * could have taken it, unlocked it and destroyed it.
+ * wake-up). A last unlock while the queue lock is held takes that lock
+ * too, so an unlocker that let go under it never touches the rwlock after
+ * someone else could have taken it, unlocked it and destroyed it (a waiter
+ * that timed out may have left the count to 0 meanwhile).
  *
  * A waker takes the waiters it wakes off the count, under the lock, and
  * each counts itself again under the lock before it looks at the state
@@ -237,7 +239,7 @@ EXPORT int goshim_pthread_rwlock_unlock(pthread_rwlock_t *rw)
 		return real.pthread_rwlock_unlock(rw);
 	struct grwlock *l = grw(rw);
 	uint64_t w = 1; /* a guess, as in try_read: the only reader, no waiters */
-	bool writer = false;
+	bool writer = false, seen = false; /* seen: w was read, not guessed */
 	for (;;) {
 		uint32_t s = (uint32_t)w, next;
 		if (s & RW_WRITER) {
@@ -250,16 +252,27 @@ EXPORT int goshim_pthread_rwlock_unlock(pthread_rwlock_t *rw)
 				return EPERM;
 			next = s - 1;
 		}
-		if (next == 0 && (w >> 32) != 0)
-			break; /* the last holder, with waiters */
+		/* The last holder goes the slow way with waiters, and while an
+		 * unlocker holds the queue lock: that one let go under the lock
+		 * and still touches the rwlock, so it must not be destroyed
+		 * before the lock is free (the same order as mutex.c: release). */
+		if (next == 0 && ((w >> 32) != 0 || atomic_load(&l->lock.key) != 0)) {
+			if (seen)
+				break;
+			w = atomic_load(&l->word); /* decide on the real state */
+			seen = true;
+			continue;
+		}
 		if (writer)
 			l->cur_writer = 0; /* ours until the exchange: a retry skips the check */
 		if (atomic_compare_exchange_weak(&l->word, &w, (w & ~(uint64_t)UINT32_MAX) | next))
 			return 0; /* l may be destroyed from here on */
+		seen = true;
 	}
 	interpose_enter();
 	lock(&l->lock);
-	/* Waiters leave the count only under the lock: l stays valid. */
+	/* Whoever takes the rwlock after the release below, and lets it go
+	 * last, finds the queue lock held and waits for it: l stays valid. */
 	bool last = true;
 	if (writer) {
 		l->cur_writer = 0;
