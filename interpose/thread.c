@@ -178,8 +178,13 @@ INTERPOSE_COMPAT(pthread_detach, V_BASE, base);
 EXPORT int goshim_pthread_cancel(pthread_t t)
 {
 	struct gthread *th;
-	if (!interposing() || !(th = thread_of(t)))
+	if (!interposing())
 		return real.pthread_cancel(t);
+	if (!(th = thread_of(t))) {
+		int err = real.pthread_cancel(t);
+		tls_wrap_sigcancel(); /* this may have been glibc's first cancel */
+		return err;
+	}
 	int err = real.pthread_cancel(t);
 	if (err == ESRCH) /* the signal to the made-up tid; the thread is there */
 		err = 0;

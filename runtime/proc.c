@@ -286,12 +286,13 @@ bool goroutine_kill(struct g *gp, int sig)
 /* Asynchronous cancellation of gp, which glibc's pthread_cancel has marked
  * CANCELING (its SIGCANCEL went to the made-up tid): SIGCANCEL pending for
  * gp, and sent now to the M it runs on, if it runs; a parked gp's wait
- * ends as for a signal. The pending bit stays set until glibc's handler
- * runs on gp's identity (tls.c: sigcancel_on_goroutine), so a signal that
- * reaches the M after gp left it is dropped there and gp takes the pending
- * one on its way out of the runtime. The caller holds a P. */
+ * ends as for a signal. gp.cancelsig and the pending bit stay set until
+ * the handler acts on gp's identity (tls.c: sigcancel_on_goroutine), so a
+ * signal that reaches the M after gp left it is dropped there and gp takes
+ * the pending one on its way out of the runtime. The caller holds a P. */
 void goroutine_cancel_async(struct g *gp)
 {
+	atomic_store(&gp->cancelsig, true);
 	atomic_fetch_or(&gp->sigpending, SIGBIT(SIGCANCEL_NO));
 	uint32_t st = readgstatus(gp);
 	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
@@ -1095,6 +1096,7 @@ static void newg_init(struct p *pp, struct g *curg, struct g *newg, void (*fn)(v
 	newg->parentgoid = curg->goid;
 	newg->sigmask = curg->sigmask;
 	atomic_store_explicit(&newg->sigpending, 0, memory_order_relaxed);
+	atomic_store_explicit(&newg->cancelsig, false, memory_order_relaxed);
 	newg->gopc = callerpc;
 	newg->waitreason = waitReasonZero;
 	newg->waitsince = 0;

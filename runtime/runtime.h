@@ -202,6 +202,7 @@ struct g {
 	                          * goroutines it creates */
 	_Atomic uint64_t sigpending; /* pthread_kill'ed signals not yet raised on its M */
 	_Atomic uint64_t callopen;   /* blocked signals its system call takes (sigwait's set) */
+	_Atomic bool cancelsig;      /* an asynchronous cancel sent it SIGCANCEL (tls.c) */
 	bool forking;            /* interpose/io.c: between its fork's atfork handlers */
 	bool forkgone;           /* a fork child's copy of another thread's goroutine:
 	                          * it never runs, and wakers skip it (afterforkinchild) */
@@ -712,6 +713,7 @@ bool tls_canceled(uintptr_t tp);
 bool tls_cancel_enabled(uintptr_t tp);
 void tls_wrap_setxid(void);
 void tls_wrap_sigcancel(void);
+void tls_mark_exiting(uintptr_t tp);
 bool tls_async_cancel_pending(uintptr_t tp);
 void goroutine_cancel_async(struct g *gp);
 

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/runtime.h"
@@ -185,16 +184,12 @@ static void thread_main(void *arg)
 		memset(ub.__pad, 0, sizeof ub.__pad);
 		*(void **)tls_cleanup_jmp_buf_slot() = &ub;
 		th->result = th->start(th->arg);
-	} else {
-		/* An asynchronous cancel unwound from glibc's SIGCANCEL handler,
-		 * which leaves SIGCANCEL blocked on this M. */
-		uint64_t cancel = SIGBIT(SIGCANCEL_NO);
-		syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
+	} else if (!th->exit_called) {
 		/* Unwound by glibc's cancellation (pthread_testcancel and the
 		 * other cancellation points act on the identity's state). */
-		if (!th->exit_called)
-			th->result = PTHREAD_CANCELED;
+		th->result = PTHREAD_CANCELED;
 	}
+	tls_mark_exiting(th->tp);
 	tls_exit();
 	if (th->robust)
 		thread_robust_exit(th);

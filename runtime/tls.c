@@ -535,49 +535,119 @@ static void setxid_on_own_identity(int sig, siginfo_t *si, void *uc)
 /* ---- glibc's SIGCANCEL handler ---------------------------------------
  * For an asynchronous cancel, glibc's pthread_cancel marks the target
  * CANCELING and signals its tid, which for a pthread-goroutine is made up;
- * goroutine_cancel_async signals the M it runs on instead. glibc's handler
- * acts on whatever identity is installed, marking it CANCELED and, if its
- * type is asynchronous, unwinding it. The wrapper lets it run only on an
- * identity that is being cancelled asynchronously (CANCELING without
- * CANCELED), so a signal that reaches an M after its goroutine moved on
- * cancels nobody else, and only outside the runtime: inside, the goroutine
- * keeps SIGCANCEL pending and takes it as it leaves (interpose_leave). */
+ * goroutine_cancel_async signals the M it runs on instead and leaves
+ * SIGCANCEL pending for it. glibc's handler acts on whatever identity is
+ * installed: it marks it CANCELED and, if its type is asynchronous,
+ * unwinds it. The wrapper lets it act only on the goroutine the signal was
+ * sent for (g.cancelsig, and its identity CANCELING), so a signal that
+ * reaches an M after its goroutine moved on cancels nobody else, and only
+ * outside the runtime:
+ * inside, the goroutine keeps the signal pending and takes it on its way
+ * out (interpose_leave, sys_end). One in a system call with its P handed
+ * off is inside glibc's cancellable wrapper, whose type is asynchronous for
+ * the call: it is marked CANCELED now, as glibc's handler would mark it,
+ * since that wrapper waits on a futex after the call while a cancel is
+ * CANCELING but not CANCELED; it is unwound once it has left the call. */
+#define CANCELING_BIT 4
+#define CANCELED_BIT 8
+#define EXITING_BITS (16 | 32) /* EXITING, TERMINATED */
+
 static void (*glibc_sigcancel_handler)(int, siginfo_t *, void *);
+
+static int cancelhandling(uintptr_t tp)
+{
+	return __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
+}
 
 bool tls_async_cancel_pending(uintptr_t tp)
 {
-	int ch = __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
-	/* CANCELING 4 without CANCELED 8, EXITING 16, TERMINATED 32 */
-	return (ch & (4 | 8 | 16 | 32)) == 4;
+	return (cancelhandling(tp) & (CANCELING_BIT | CANCELED_BIT | EXITING_BITS)) == CANCELING_BIT;
+}
+
+/* glibc's handler's mark, without its unwind. */
+static void mark_canceled(uintptr_t tp)
+{
+	int *ch = &PD_FIELD(tp, OFF_CANCELHANDLING, int);
+	int old = __atomic_load_n(ch, __ATOMIC_RELAXED);
+	while (!(old & EXITING_BITS) &&
+	       !__atomic_compare_exchange_n(ch, &old, old | CANCELING_BIT | CANCELED_BIT, true,
+	                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
 }
 
 static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
 {
-	if (!tls_async_cancel_pending(goshim_arch_tls_base()))
-		return; /* not for the identity installed now */
+	uintptr_t tp = goshim_arch_tls_base();
+	int ch = cancelhandling(tp);
 	struct g *gp = goshim_g;
-	if (gp && gp->m && gp != gp->m->g0) {
-		if (gp->inruntime)
-			return; /* it stays pending; taken on the way out */
-		atomic_fetch_and(&gp->sigpending, ~SIGBIT(SIGCANCEL_NO));
+	if (!gp || !gp->m || gp == gp->m->g0 || !gp->thread) {
+		/* Not a pthread-goroutine: a thread on an identity of its own, or
+		 * main. glibc's handler marks whatever identity is installed, so
+		 * it runs only where glibc's pthread_cancel left its mark (a
+		 * stray that lands on g0 or on main cancels neither). */
+		if (tls_async_cancel_pending(tp) && !(gp && gp->m && gp == gp->m->g0)) {
+			uint64_t cancel = SIGBIT(SIGCANCEL_NO);
+			syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
+			glibc_sigcancel_handler(sig, si, uc);
+		}
+		return;
 	}
-	glibc_sigcancel_handler(sig, si, uc);
+	if (!atomic_load(&gp->cancelsig) || !(ch & CANCELING_BIT) || (ch & EXITING_BITS))
+		return; /* not sent for the goroutine that runs here now */
+	if (gp->inruntime) {
+		if (readgstatus(gp) == _Gsyscall)
+			mark_canceled(tp);
+		return; /* it stays pending; taken on the way out */
+	}
+	if (!atomic_exchange(&gp->cancelsig, false))
+		return;
+	atomic_fetch_and(&gp->sigpending, ~SIGBIT(SIGCANCEL_NO));
+	/* The unwind leaves the handler without restoring the mask, and the
+	 * goroutine may end on another M: this one must not keep SIGCANCEL
+	 * blocked (a nested one finds cancelsig clear). */
+	uint64_t cancel = SIGBIT(SIGCANCEL_NO);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
+	if (ch & CANCELED_BIT)
+		pthread_testcancel(); /* marked in a system call: its cancellation point */
+	else
+		glibc_sigcancel_handler(sig, si, uc);
 }
 
-/* After glibc installed its handler (its first pthread_cancel). */
+/* After glibc installed its handler (its first pthread_cancel). Returns
+ * once the wrapper is in place: a caller that lost the race to install
+ * it must not signal anyone before, or glibc's own handler would act on
+ * whichever identity it finds. */
 void tls_wrap_sigcancel(void)
 {
-	static _Atomic bool wrapped;
-	struct ksigaction old, act;
-	if (atomic_load(&wrapped) ||
-	    syscall(SYS_rt_sigaction, SIGCANCEL_NO, NULL, &old, 8) != 0 || !(old.flags & SA_SIGINFO) ||
-	    old.handler == (void *)SIG_DFL || old.handler == (void *)SIG_IGN ||
-	    old.handler == (void *)sigcancel_on_goroutine || atomic_exchange(&wrapped, true))
+	enum { UNWRAPPED, WRAPPING, WRAPPED };
+	static _Atomic int state;
+	int exp = UNWRAPPED;
+	if (atomic_load(&state) == WRAPPED)
 		return;
-	glibc_sigcancel_handler = (void (*)(int, siginfo_t *, void *))old.handler;
-	act = old;
-	act.handler = (void *)sigcancel_on_goroutine;
-	syscall(SYS_rt_sigaction, SIGCANCEL_NO, &act, NULL, 8);
+	if (!atomic_compare_exchange_strong(&state, &exp, WRAPPING)) {
+		while (atomic_load(&state) != WRAPPED)
+			syscall(SYS_sched_yield); /* never the interposed one */
+		return;
+	}
+	struct ksigaction old, act;
+	if (syscall(SYS_rt_sigaction, SIGCANCEL_NO, NULL, &old, 8) == 0 && (old.flags & SA_SIGINFO) &&
+	    old.handler != (void *)SIG_DFL && old.handler != (void *)SIG_IGN) {
+		glibc_sigcancel_handler = (void (*)(int, siginfo_t *, void *))old.handler;
+		act = old;
+		act.handler = (void *)sigcancel_on_goroutine;
+		syscall(SYS_rt_sigaction, SIGCANCEL_NO, &act, NULL, 8);
+		atomic_store(&state, WRAPPED);
+	} else {
+		atomic_store(&state, UNWRAPPED); /* glibc has not installed it yet */
+	}
+}
+
+/* nptl start_thread, once the start routine returned: the thread is
+ * exiting, so a cancel that comes now does nothing (glibc's pthread_cancel
+ * and its handler both look at EXITING). */
+void tls_mark_exiting(uintptr_t tp)
+{
+	__atomic_fetch_or(&PD_FIELD(tp, OFF_CANCELHANDLING, int), 16 /* EXITING */, __ATOMIC_ACQ_REL);
 }
 
 /* tls_start for an identity that no goroutine starts on (M0's own, made

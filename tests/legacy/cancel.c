@@ -5,8 +5,13 @@
  * thread in a loop that calls nothing, of one asleep in nanosleep, and of
  * one that had cancellation disabled and enables it again; and a
  * cancellation that reaches its target after it moved on cancels nobody
- * else. See legacy.h for the conventions. */
+ * else. Deferred cancellation of threads blocked in system calls that are
+ * cancellation points (waitpid for a child that exits 100 ms later,
+ * pause): under LD_PRELOAD such a call, which cannot park, acts on the
+ * cancel when it returns (waitpid) or is interrupted (pause). See legacy.h
+ * for the conventions. */
 #include <semaphore.h>
+#include <sys/wait.h>
 
 #include "legacy.h"
 
@@ -145,6 +150,67 @@ static void cancel_and_join(pthread_t t)
 	CHECK(ret == PTHREAD_CANCELED);
 }
 
+static _Atomic int in_syscall;
+static pid_t child;
+
+static void *waitpid_waiter(void *arg)
+{
+	(void)arg;
+	pthread_cleanup_push(async_cleanup, NULL);
+	in_syscall = 1;
+	int st;
+	waitpid(child, &st, 0);
+	pthread_cleanup_pop(0);
+	return (void *)1;
+}
+
+static void *pauser(void *arg)
+{
+	(void)arg;
+	pthread_cleanup_push(async_cleanup, NULL);
+	in_syscall = 1;
+	for (;;)
+		pause();
+	pthread_cleanup_pop(0);
+	return (void *)1;
+}
+
+static void t_syscall_cancel(void)
+{
+	pthread_t t;
+	for (int round = 0; round < 4; round++) {
+		async_cleanups = 0;
+		in_syscall = 0;
+		child = fork();
+		CHECK(child >= 0);
+		if (child == 0) {
+			struct timespec ts = { 0, 100 * 1000000L };
+			nanosleep(&ts, NULL);
+			_exit(0);
+		}
+		CHECK0(pthread_create(&t, NULL, waitpid_waiter, NULL));
+		SPIN_UNTIL(in_syscall);
+		sleep_ms(20); /* in waitpid by now, most likely */
+		cancel_and_join(t);
+		CHECK(async_cleanups == 1);
+		int st;
+		waitpid(child, &st, 0); /* reaped here, or by the cancelled waitpid */
+	}
+	printf("deferred: a thread in waitpid cancelled, cleanup ran\n");
+
+	for (int round = 0; round < 10; round++) {
+		async_cleanups = 0;
+		in_syscall = 0;
+		CHECK0(pthread_create(&t, NULL, pauser, NULL));
+		SPIN_UNTIL(in_syscall);
+		if (round % 2)
+			sleep_ms(5);
+		cancel_and_join(t);
+		CHECK(async_cleanups == 1);
+	}
+	printf("deferred: a thread in pause cancelled, cleanup ran\n");
+}
+
 static void t_async(void)
 {
 	pthread_t t;
@@ -264,6 +330,7 @@ int main(void)
 	CHECK((intptr_t)ret == 5);
 	printf("cancellation disabled: the thread waited on and returned its value\n");
 	t_async();
+	t_syscall_cancel();
 	printf("cancel: all checks passed\n");
 	return 0;
 }
