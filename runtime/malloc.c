@@ -11,6 +11,9 @@
  * current chunk, guarded by persistent.lock; chunks are never unmapped.
  */
 #include <sys/mman.h>
+#ifdef GOSHIM_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "runtime/runtime.h"
 
@@ -36,6 +39,12 @@ void *persistentalloc(size_t size, size_t align)
 			unlock(&persistent.lock);
 			return NULL;
 		}
+#ifdef GOSHIM_ASAN
+		/* Ms, Ps and Gs live here and hold the only pointers to some
+		 * malloc'd memory (a P's timer heap): LeakSanitizer must scan
+		 * the chunk as it scans malloc'd blocks. */
+		__lsan_register_root_region(mem, chunk);
+#endif
 		p = (uintptr_t)mem;
 		persistent.end = p + chunk;
 	}
