@@ -177,20 +177,17 @@ INTERPOSE_COMPAT(pthread_detach, V_BASE, base);
  * reach a goroutine (its tid is made up). */
 EXPORT int goshim_pthread_cancel(pthread_t t)
 {
-	struct gthread *th;
 	if (!interposing())
 		return real.pthread_cancel(t);
-	if (!(th = thread_of(t))) {
-		int err = real.pthread_cancel(t);
-		tls_wrap_sigcancel(); /* this may have been glibc's first cancel */
-		return err;
-	}
+	struct gthread *th = thread_of(t);
 	int err = real.pthread_cancel(t);
+	tls_wrap_sigcancel(); /* glibc installs its handler on its first cancel */
+	if (!th)
+		return err;
 	if (err == ESRCH) /* the signal to the made-up tid; the thread is there */
 		err = 0;
 	if (err)
 		return err;
-	tls_wrap_sigcancel(); /* glibc installs its handler on its first cancel */
 	interpose_enter();
 	if (tls_async_cancel_pending(th->tp))
 		goroutine_cancel_async(th->g); /* the asynchronous type: the signal */

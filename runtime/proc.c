@@ -452,11 +452,6 @@ static bool process_directed(int sig, const siginfo_t *si)
 	return true;
 }
 
-/* May a signal sent to the process run its handler on this thread? Only
- * where a thread of the program that lets it through is running: an M in
- * the scheduler (g0) or running a runtime goroutine still has the mask of
- * the goroutine it left, and sysmon stands in for main only. A thread the
- * runtime does not know is the program's own. */
 /* Not a thread of the program: a runtime goroutine, or an M's g0. */
 static bool g_internal(struct g *gp)
 {
@@ -464,6 +459,11 @@ static bool g_internal(struct g *gp)
 	return gp->system || (gm && gm->g0 == gp);
 }
 
+/* May a signal sent to the process run its handler on this thread? Only
+ * where a thread of the program that lets it through is running: an M in
+ * the scheduler (g0) or running a runtime goroutine still has the mask of
+ * the goroutine it left, and sysmon stands in for main only. A thread the
+ * runtime does not know is the program's own. */
 static bool takes_process_signal(struct g *gp, uint64_t bit)
 {
 	if (on_sysmon)

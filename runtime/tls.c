@@ -62,7 +62,12 @@
 #define OFF_ROBUST_HEAD (736 - PD_DELTA)
 #define OFF_CLEANUP_JMP_BUF (768 - PD_DELTA)
 #define OFF_CANCELHANDLING (776 - PD_DELTA)
-#define CANCELSTATE_BITMASK 1 /* in cancelhandling: cancellation disabled */
+/* cancelhandling's bits (nptl/descr.h) */
+#define CANCELSTATE_BITMASK 1 /* cancellation disabled */
+#define CANCELING_BITMASK 4
+#define CANCELED_BITMASK 8
+#define EXITING_BITMASK 16
+#define TERMINATED_BITMASK 32
 #define OFF_FLAGS (780 - PD_DELTA)
 #define OFF_SCHEDPARAM (1584 - PD_DELTA)
 #define ATTR_FLAG_SCHED_SET 0x20
@@ -426,17 +431,21 @@ void tls_start(void)
 
 /* Has pthread_cancel been called on the identity (and it is not exiting)?
  * glibc's cancelhandling bits: CANCELED 8, EXITING 16, TERMINATED 32. */
+static int cancelhandling(uintptr_t tp)
+{
+	return __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
+}
+
 bool tls_canceled(uintptr_t tp)
 {
-	int ch = __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
-	return (ch & 8) && !(ch & (16 | 32));
+	int ch = cancelhandling(tp);
+	return (ch & CANCELED_BITMASK) && !(ch & (EXITING_BITMASK | TERMINATED_BITMASK));
 }
 
 /* pthread_setcancelstate's state, read without its two atomic updates. */
 bool tls_cancel_enabled(uintptr_t tp)
 {
-	return !(__atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_RELAXED) &
-	         CANCELSTATE_BITMASK);
+	return !(cancelhandling(tp) & CANCELSTATE_BITMASK);
 }
 
 void *tls_cleanup_jmp_buf_slot(void)
@@ -541,27 +550,21 @@ static void setxid_on_own_identity(int sig, siginfo_t *si, void *uc)
  * unwinds it. The wrapper lets it act only on the goroutine the signal was
  * sent for (g.cancelsig, and its identity CANCELING), so a signal that
  * reaches an M after its goroutine moved on cancels nobody else, and only
- * outside the runtime:
- * inside, the goroutine keeps the signal pending and takes it on its way
- * out (interpose_leave, sys_end). One in a system call with its P handed
- * off is inside glibc's cancellable wrapper, whose type is asynchronous for
- * the call: it is marked CANCELED now, as glibc's handler would mark it,
- * since that wrapper waits on a futex after the call while a cancel is
- * CANCELING but not CANCELED; it is unwound once it has left the call. */
-#define CANCELING_BIT 4
-#define CANCELED_BIT 8
-#define EXITING_BITS (16 | 32) /* EXITING, TERMINATED */
+ * outside the runtime: inside, the goroutine keeps the signal pending and
+ * takes it on its way out (interpose_leave, sys_end). One in a system call
+ * with its P handed off is inside glibc's cancellable wrapper, whose type
+ * is asynchronous for the call: it is marked CANCELED now, as glibc's
+ * handler would mark it, since that wrapper waits on a futex after the
+ * call while a cancel is CANCELING but not CANCELED; it is unwound once it
+ * has left the call. */
+#define CANCEL_OVER (EXITING_BITMASK | TERMINATED_BITMASK)
 
 static void (*glibc_sigcancel_handler)(int, siginfo_t *, void *);
 
-static int cancelhandling(uintptr_t tp)
-{
-	return __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
-}
-
 bool tls_async_cancel_pending(uintptr_t tp)
 {
-	return (cancelhandling(tp) & (CANCELING_BIT | CANCELED_BIT | EXITING_BITS)) == CANCELING_BIT;
+	return (cancelhandling(tp) & (CANCELING_BITMASK | CANCELED_BITMASK | CANCEL_OVER)) ==
+	       CANCELING_BITMASK;
 }
 
 /* glibc's handler's mark, without its unwind. */
@@ -569,10 +572,19 @@ static void mark_canceled(uintptr_t tp)
 {
 	int *ch = &PD_FIELD(tp, OFF_CANCELHANDLING, int);
 	int old = __atomic_load_n(ch, __ATOMIC_RELAXED);
-	while (!(old & EXITING_BITS) &&
-	       !__atomic_compare_exchange_n(ch, &old, old | CANCELING_BIT | CANCELED_BIT, true,
-	                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+	while (!(old & CANCEL_OVER) &&
+	       !__atomic_compare_exchange_n(ch, &old, old | CANCELING_BITMASK | CANCELED_BITMASK,
+	                                    true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		;
+}
+
+/* Before an unwind, which leaves the handler without restoring the mask:
+ * the thread, which may go on to run other goroutines, must not keep
+ * SIGCANCEL blocked (a nested one finds nothing to do). */
+static void unblock_sigcancel(void)
+{
+	uint64_t cancel = SIGBIT(SIGCANCEL_NO);
+	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
 }
 
 static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
@@ -580,19 +592,19 @@ static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
 	uintptr_t tp = goshim_arch_tls_base();
 	int ch = cancelhandling(tp);
 	struct g *gp = goshim_g;
-	if (!gp || !gp->m || gp == gp->m->g0 || !gp->thread) {
+	bool on_g0 = gp && gp->m && gp == gp->m->g0;
+	if (!gp || !gp->m || on_g0 || !gp->thread) {
 		/* Not a pthread-goroutine: a thread on an identity of its own, or
 		 * main. glibc's handler marks whatever identity is installed, so
 		 * it runs only where glibc's pthread_cancel left its mark (a
 		 * stray that lands on g0 or on main cancels neither). */
-		if (tls_async_cancel_pending(tp) && !(gp && gp->m && gp == gp->m->g0)) {
-			uint64_t cancel = SIGBIT(SIGCANCEL_NO);
-			syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
+		if (!on_g0 && tls_async_cancel_pending(tp)) {
+			unblock_sigcancel();
 			glibc_sigcancel_handler(sig, si, uc);
 		}
 		return;
 	}
-	if (!atomic_load(&gp->cancelsig) || !(ch & CANCELING_BIT) || (ch & EXITING_BITS))
+	if (!atomic_load(&gp->cancelsig) || !(ch & CANCELING_BITMASK) || (ch & CANCEL_OVER))
 		return; /* not sent for the goroutine that runs here now */
 	if (gp->inruntime) {
 		if (readgstatus(gp) == _Gsyscall)
@@ -602,12 +614,8 @@ static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
 	if (!atomic_exchange(&gp->cancelsig, false))
 		return;
 	atomic_fetch_and(&gp->sigpending, ~SIGBIT(SIGCANCEL_NO));
-	/* The unwind leaves the handler without restoring the mask, and the
-	 * goroutine may end on another M: this one must not keep SIGCANCEL
-	 * blocked (a nested one finds cancelsig clear). */
-	uint64_t cancel = SIGBIT(SIGCANCEL_NO);
-	syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, &cancel, NULL, sizeof cancel);
-	if (ch & CANCELED_BIT)
+	unblock_sigcancel();
+	if (ch & CANCELED_BITMASK)
 		pthread_testcancel(); /* marked in a system call: its cancellation point */
 	else
 		glibc_sigcancel_handler(sig, si, uc);
@@ -625,7 +633,7 @@ void tls_wrap_sigcancel(void)
 	if (atomic_load(&state) == WRAPPED)
 		return;
 	if (!atomic_compare_exchange_strong(&state, &exp, WRAPPING)) {
-		while (atomic_load(&state) != WRAPPED)
+		while (atomic_load(&state) == WRAPPING)
 			syscall(SYS_sched_yield); /* never the interposed one */
 		return;
 	}
@@ -647,7 +655,7 @@ void tls_wrap_sigcancel(void)
  * and its handler both look at EXITING). */
 void tls_mark_exiting(uintptr_t tp)
 {
-	__atomic_fetch_or(&PD_FIELD(tp, OFF_CANCELHANDLING, int), 16 /* EXITING */, __ATOMIC_ACQ_REL);
+	__atomic_fetch_or(&PD_FIELD(tp, OFF_CANCELHANDLING, int), EXITING_BITMASK, __ATOMIC_ACQ_REL);
 }
 
 /* tls_start for an identity that no goroutine starts on (M0's own, made
