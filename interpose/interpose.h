@@ -152,11 +152,20 @@ struct real_fns {
 	int (*pthread_cond_timedwait_old)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 	int (*pthread_cond_signal_old)(pthread_cond_t *);
 	int (*pthread_cond_broadcast_old)(pthread_cond_t *);
+	int (*libc_start_main)(int (*)(int, char **, char **), int, char **,
+	                       int (*)(int, char **, char **), void (*)(void), void (*)(void), void *);
+	int (*libc_start_main_base)(int (*)(int, char **, char **), int, char **,
+	                            int (*)(int, char **, char **), void (*)(void), void (*)(void), void *);
 };
 extern struct real_fns real;
 extern bool interpose_active;
 extern bool interpose_ready;
 extern _Atomic int64_t interposed_threads; /* GOSHIM_DEBUG=exitstats=1 */
+/* main runs above main_start's jump buffer (interpose/start.c), where
+ * pthread_exit and cancellation unwind to; pthread_exit leaves its value. */
+extern bool main_unwinds;
+extern void *main_result;
+extern bool main_exit_called;
 
 void interpose_init(void);
 void io_init(void);    /* interpose/io.c */
@@ -258,11 +267,11 @@ int mutex_unlock_check(pthread_mutex_t *m);
 int mutex_relock(pthread_mutex_t *m);
 void mutex_owner_died(struct gthread *th);
 
-/* Would a cancellation act on the caller now? Only pthread-goroutines'
- * waits are ended by pthread_cancel (parkq_cancel). */
+/* Would a cancellation act on the caller now? Only the waits of
+ * pthread-goroutines and main are ended by pthread_cancel (parkq_cancel). */
 static inline bool cancel_enabled(void)
 {
-	struct gthread *th = thread_self();
+	struct gthread *th = thread_self_or_main();
 	return th && tls_cancel_enabled(th->tp);
 }
 

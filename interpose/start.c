@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -111,6 +112,8 @@ static void resolve_all(void)
 	RESOLVE(pthread_cond_timedwait_old, "pthread_cond_timedwait", V_BASE);
 	RESOLVE(pthread_cond_signal_old, "pthread_cond_signal", V_BASE);
 	RESOLVE(pthread_cond_broadcast_old, "pthread_cond_broadcast", V_BASE);
+	RESOLVE(libc_start_main, "__libc_start_main", "GLIBC_2.34");
+	RESOLVE(libc_start_main_base, "__libc_start_main", V_BASE);
 }
 
 /* A copy of stderr made at start-up: programs such as coreutils close
@@ -150,8 +153,10 @@ void interpose_init(void)
 		thread_robust_exit = mutex_owner_died;
 		interpose_active = true;
 		/* The leader loading us runs main: it becomes migratable. */
-		if (syscall(SYS_gettid) == getpid())
+		if (syscall(SYS_gettid) == getpid()) {
 			main_unlock();
+			thread_main_init();
+		}
 	}
 	if (debug_exitstats) {
 		exitstats_fd = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 100);
@@ -192,3 +197,72 @@ int64_t deadline_from(clockid_t c, const struct timespec *abstime, int *err)
 		return INT64_MAX;
 	return t + rel;
 }
+
+/* ---- main ------------------------------------------------------------
+ * The executable's _start hands main to __libc_start_main; ours hands it
+ * main_start, which calls main above a jump buffer of its own, as nptl's
+ * start_thread does for every other thread. pthread_exit and cancellation
+ * of main unwind to the innermost buffer: glibc's own, in
+ * __libc_start_call_main, would end the kernel thread main happens to run
+ * on (one of the scheduler's); ours ends main's goroutine. */
+typedef int (*main_fn)(int, char **, char **);
+typedef __typeof(*real.libc_start_main) libc_start_main_fn;
+
+static main_fn user_main;
+bool main_unwinds;
+void *main_result;
+bool main_exit_called;
+
+static int main_start(int argc, char **argv, char **envp)
+{
+	struct g *gp = getg();
+	if (!interposing() || !gp || gp != atomic_load(&main_g))
+		return user_main(argc, argv, envp);
+	void **slot = tls_cleanup_jmp_buf_slot();
+	void *outer = *slot;
+	__pthread_unwind_buf_t ub;
+	if (!__sigsetjmp_cancel(ub.__cancel_jmp_buf, 0)) {
+		memset(ub.__pad, 0, sizeof ub.__pad);
+		*slot = &ub;
+		main_unwinds = true;
+		int status = user_main(argc, argv, envp);
+		/* exit(status) follows: its handlers' pthread_exit goes on
+		 * to glibc's buffer, as without us. */
+		main_unwinds = false;
+		*slot = outer;
+		return status;
+	}
+	/* nptl __libc_start_call_main: main's keys' destructors, then the
+	 * thread ends and the process goes on. */
+	void *result = main_exit_called ? main_result : PTHREAD_CANCELED;
+	tls_exit_keys();
+	interpose_enter();
+	thread_main_exit(result);
+}
+
+static int start_main(libc_start_main_fn *real_start, const char *ver, main_fn main, int argc,
+                      char **argv, main_fn init, void (*fini)(void), void (*rtld_fini)(void),
+                      void *stack_end)
+{
+	if (!real_start) /* our constructor has not run (it resolves) */
+		real_start = (libc_start_main_fn *)resolve("__libc_start_main", ver);
+	user_main = main;
+	return real_start(main_start, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+EXPORT int goshim___libc_start_main(main_fn main, int argc, char **argv, main_fn init,
+                                    void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+	return start_main(real.libc_start_main, "GLIBC_2.34", main, argc, argv, init, fini,
+	                  rtld_fini, stack_end);
+}
+INTERPOSE(__libc_start_main, "GLIBC_2.34");
+
+EXPORT int goshim___libc_start_main_base(main_fn main, int argc, char **argv, main_fn init,
+                                         void (*fini)(void), void (*rtld_fini)(void),
+                                         void *stack_end)
+{
+	return start_main(real.libc_start_main_base, V_BASE, main, argc, argv, init, fini,
+	                  rtld_fini, stack_end);
+}
+__asm__(".symver goshim___libc_start_main_base,__libc_start_main@" V_BASE);

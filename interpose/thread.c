@@ -90,7 +90,7 @@ INTERPOSE_COMPAT(pthread_create, V_BASE, base);
  * has to wait, as glibc checks the timeout only then. */
 static int join(pthread_t t, void **ret, bool try, clockid_t c, const struct timespec *abstime)
 {
-	struct gthread *th = thread_of(t);
+	struct gthread *th = thread_joinable_of(t);
 	bool cancelable = false;
 	if (!try) {
 		pthread_testcancel(); /* a cancellation point */
@@ -120,7 +120,7 @@ static int join(pthread_t t, void **ret, bool try, clockid_t c, const struct tim
 
 EXPORT int goshim_pthread_join(pthread_t t, void **ret)
 {
-	if (!interposing() || !thread_of(t))
+	if (!interposing() || !thread_joinable_of(t))
 		return real.pthread_join(t, ret);
 	return join(t, ret, false, CLOCK_REALTIME, NULL);
 }
@@ -129,7 +129,7 @@ INTERPOSE_COMPAT(pthread_join, V_BASE, base);
 
 EXPORT int goshim_pthread_tryjoin_np(pthread_t t, void **ret)
 {
-	if (!interposing() || !thread_of(t))
+	if (!interposing() || !thread_joinable_of(t))
 		return real.pthread_tryjoin_np(t, ret);
 	return join(t, ret, true, CLOCK_REALTIME, NULL);
 }
@@ -138,7 +138,7 @@ INTERPOSE_COMPAT(pthread_tryjoin_np, V_2_3_3, v233);
 
 EXPORT int goshim_pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *abstime)
 {
-	if (!interposing() || !thread_of(t))
+	if (!interposing() || !thread_joinable_of(t))
 		return real.pthread_timedjoin_np(t, ret, abstime);
 	/* glibc: a NULL timeout waits for ever. */
 	return join(t, ret, false, CLOCK_REALTIME, abstime);
@@ -149,7 +149,7 @@ INTERPOSE_COMPAT(pthread_timedjoin_np, V_2_3_3, v233);
 EXPORT int goshim_pthread_clockjoin_np(pthread_t t, void **ret, clockid_t c,
                                        const struct timespec *abstime)
 {
-	if (!interposing() || !thread_of(t))
+	if (!interposing() || !thread_joinable_of(t))
 		return real.pthread_clockjoin_np(t, ret, c, abstime);
 	if (c != CLOCK_REALTIME && c != CLOCK_MONOTONIC)
 		return EINVAL;
@@ -161,7 +161,7 @@ INTERPOSE_COMPAT(pthread_clockjoin_np, "GLIBC_2.31", v231);
 EXPORT int goshim_pthread_detach(pthread_t t)
 {
 	struct gthread *th;
-	if (!interposing() || !(th = thread_of(t)))
+	if (!interposing() || !(th = thread_joinable_of(t)))
 		return real.pthread_detach(t);
 	interpose_enter();
 	int err = thread_detach(th);
@@ -172,14 +172,15 @@ INTERPOSE(pthread_detach, "GLIBC_2.34");
 INTERPOSE_COMPAT(pthread_detach, V_BASE, base);
 
 /* glibc marks the thread cancelled (and acts at once on itself with the
- * asynchronous type); a pthread-goroutine parked in a cancellable wait is
- * woken to act on it. glibc's signal for the asynchronous type cannot
- * reach a goroutine (its tid is made up). */
+ * asynchronous type); a pthread-goroutine or main parked in a cancellable
+ * wait is woken to act on it. glibc's signal for the asynchronous type
+ * cannot reach a goroutine: its tid is made up, or main's, whose kernel
+ * thread now runs whichever goroutine. */
 EXPORT int goshim_pthread_cancel(pthread_t t)
 {
 	if (!interposing())
 		return real.pthread_cancel(t);
-	struct gthread *th = thread_of(t);
+	struct gthread *th = thread_joinable_of(t);
 	int err = real.pthread_cancel(t);
 	tls_wrap_sigcancel(); /* glibc installs its handler on its first cancel */
 	if (!th)
@@ -211,10 +212,18 @@ EXPORT __attribute__((noreturn)) void goshim_pthread_exit(void *value)
 			th->exit_called = true;
 		} else if (getg() && (getg() == atomic_load(&main_g) ||
 		                      (getg()->lockedm && syscall(SYS_gettid) == getpid()))) {
-			/* main: the process lives on until the last thread
-			 * exits, then exits with status 0, as with NPTL. */
-			interpose_enter();
-			thread_wait_all_then_exit();
+			/* main: glibc unwinds its stack to main_start's jump
+			 * buffer, which ends main (thread_main_exit): the
+			 * process lives on until the last thread exits. */
+			if (main_unwinds) {
+				main_result = value;
+				main_exit_called = true;
+			} else {
+				/* main was not called through main_start: there
+				 * is no frame to unwind to. */
+				interpose_enter();
+				thread_main_exit(value);
+			}
 		}
 	}
 	real.pthread_exit(value);

@@ -708,6 +708,7 @@ void tls_start(void);
 void tls_start_on(uintptr_t tp);
 void tls_take_main_place(uintptr_t tp);
 void tls_exit(void);
+void tls_exit_keys(void);
 void *tls_cleanup_jmp_buf_slot(void);
 bool tls_canceled(uintptr_t tp);
 bool tls_cancel_enabled(uintptr_t tp);

@@ -20,8 +20,14 @@
  *  - A released unit of the default size keeps its identity and goes to
  *    the unit pool; the next pthread_create recycles it (tls_recycle).
  *    Other units are unmapped; their G goes to the spare list.
- *  - live_threads counts records from create to exit (pthread_exit from
- *    main waits for it to reach zero).
+ *  - live_threads counts records from create to exit. Once main has
+ *    ended (pthread_exit, cancellation: main_gone), whoever takes it to
+ *    zero, under livelock, ends the process with exit(0), as NPTL's last
+ *    thread does.
+ *  - main_thread is main's record for the joins, pthread_detach and
+ *    pthread_cancel only: main's goroutine (main_g) is not a
+ *    pthread-goroutine (its G, stack and identity are the process's own),
+ *    so it is never released and main_g->thread stays NULL.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,8 +52,8 @@ static size_t default_size;       /* default pthread stack size */
 
 static mutex_t livelock;
 static int64_t live_threads;
-static struct parkq live_waiters; /* pthread_exit from main */
-static bool main_gone;            /* a fork child of a pthread: no main */
+static bool main_gone;            /* main has ended, or a fork child of a pthread */
+static struct gthread main_thread;
 
 void (*thread_robust_exit)(struct gthread *);
 
@@ -152,6 +158,8 @@ static void unit_destroy(struct gthread *th)
 
 static void unit_release(struct gthread *th)
 {
+	if (th == &main_thread)
+		return; /* the process's own */
 	if (th->si.user_stack || th->mem.size == 0 || th->stacksize != default_size) {
 		unit_destroy(th);
 		return;
@@ -195,22 +203,11 @@ static void thread_main(void *arg)
 		thread_robust_exit(th);
 	runtime_enter();
 	lock(&livelock);
-	struct g *w = NULL;
-	bool last = --live_threads == 0;
-	if (last)
-		w = parkq_wake(&live_waiters, 0);
+	bool last = --live_threads == 0 && main_gone;
 	unlock(&livelock);
-	while (w) {
-		goready(w);
-		lock(&livelock);
-		w = parkq_wake(&live_waiters, 0);
-		unlock(&livelock);
-	}
 	runtime_leave();
-	/* nptl start_thread: the last thread to end ends the process. Only
-	 * in a fork child made by a pthread can main be gone first (from
-	 * main, pthread_exit waits: thread_wait_all_then_exit). */
-	if (last && main_gone)
+	/* nptl start_thread: the last thread to end ends the process. */
+	if (last)
 		exit(0);
 }
 
@@ -322,7 +319,7 @@ nomem:
  * caller ended the wait. The caller holds a P. */
 int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable, void **ret)
 {
-	struct gthread *self = thread_self();
+	struct gthread *self = thread_self_or_main();
 	if (th == self)
 		return try ? EBUSY : EDEADLK; /* glibc's tryjoin: still running */
 	lock(&th->lock);
@@ -397,20 +394,62 @@ int thread_detach(struct gthread *th)
 	return 0;
 }
 
-/* pthread_exit from main: NPTL lets the process run until the last thread
- * exits, then exits with status 0. */
-__attribute__((noreturn)) void thread_wait_all_then_exit(void)
+/* Main's record, once main is a migratable goroutine with its own
+ * identity (main_unlock). */
+void thread_main_init(void)
 {
-	atomic_store(&main_g, NULL); /* its signals go to the other threads */
-	sig_catch_changed();
-	lock(&livelock);
-	while (live_threads > 0) {
-		parkq_wait(&live_waiters, &livelock, 0, false, waitReasonThreadJoin, NULL);
-		lock(&livelock);
+	if (!atomic_load(&main_g))
+		return;
+	main_thread.magic = GTHREAD_MAGIC;
+	main_thread.tp = tls_tp_of((uintptr_t)main_pthread);
+	main_thread.g = atomic_load(&main_g);
+}
+
+/* The record the joins, pthread_detach and pthread_cancel act on: a
+ * pthread-goroutine's, or main's. */
+struct gthread *thread_joinable_of(pthread_t t)
+{
+	struct gthread *th = thread_of(t);
+	if (!th && t && main_thread.g && tls_tp_of((uintptr_t)t) == main_thread.tp)
+		th = &main_thread;
+	return th;
+}
+
+/* The caller's record, for cancellation and joins: a pthread-goroutine's or main's. */
+struct gthread *thread_self_or_main(void)
+{
+	struct gthread *th = thread_self();
+	if (!th && main_thread.g && getg() == main_thread.g)
+		th = &main_thread;
+	return th;
+}
+
+/* Main has ended (pthread_exit or cancellation, its stack unwound and its
+ * keys' destructors run): its joiners get result, and the process lives
+ * on until the last thread ends, which then exits with status 0, as with
+ * NPTL (atexit handlers run on that thread). The caller holds a P. */
+__attribute__((noreturn)) void thread_main_exit(void *result)
+{
+	struct gthread *th = &main_thread;
+	if (th->g && getg() == th->g) {
+		lock(&th->lock);
+		th->result = result;
+		atomic_fetch_or(&th->state, THREAD_EXITED | THREAD_GONE);
+		struct g *joiner = parkq_wake(&th->joinq, 0);
+		unlock(&th->lock);
+		if (joiner)
+			goready(joiner);
 	}
+	lock(&livelock);
+	main_gone = true;
+	bool last = live_threads == 0;
 	unlock(&livelock);
-	runtime_leave();
-	exit(0);
+	if (last) {
+		runtime_leave();
+		exit(0);
+	}
+	goexit1(); /* main's G is adopted: nothing runs on its stack again */
+	__builtin_unreachable();
 }
 
 /* afterforkinchild: the only pthread left is the caller, if it is one. */
@@ -420,5 +459,4 @@ void thread_afterforkinchild(struct g *me)
 	lock_reinit_afterfork(&livelock);
 	live_threads = me->thread ? 1 : 0;
 	main_gone = me->thread != NULL;
-	live_waiters.head = live_waiters.tail = NULL;
 }

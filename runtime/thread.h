@@ -63,6 +63,9 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
                   pthread_t *out, uintptr_t pc);
 int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable, void **ret);
 int thread_detach(struct gthread *th);
-__attribute__((noreturn)) void thread_wait_all_then_exit(void);
+void thread_main_init(void);
+struct gthread *thread_joinable_of(pthread_t t);
+struct gthread *thread_self_or_main(void);
+__attribute__((noreturn)) void thread_main_exit(void *result);
 
 #endif

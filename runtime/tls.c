@@ -493,6 +493,14 @@ static void deallocate_tsd(char *pd)
 void tls_exit(void)
 {
 	call_tls_dtors();
+	tls_exit_keys();
+}
+
+/* nptl __libc_start_call_main's, when main ends by pthread_exit or
+ * cancellation: key destructors only (its thread_local objects are never
+ * destroyed, unless main is the thread that calls exit). */
+void tls_exit_keys(void)
+{
 	deallocate_tsd(pd_of(goshim_arch_tls_base()));
 }
 

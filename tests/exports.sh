@@ -21,7 +21,7 @@ interposed="pthread_create pthread_join pthread_tryjoin_np pthread_timedjoin_np
   pthread_rwlock_timedwrlock pthread_rwlock_clockwrlock pthread_rwlock_unlock
   sem_init sem_destroy sem_wait sem_trywait sem_timedwait sem_clockwait sem_post sem_getvalue
   pthread_sigmask sigprocmask pthread_kill sigpending pthread_setaffinity_np pthread_getaffinity_np
-  sigpause __xpg_sigpause"
+  sigpause __xpg_sigpause __libc_start_main"
 # The I/O and sleep functions are named, with their versions, by the SYMVER
 # lines of their sources: each must be exported at exactly that version.
 src=${GOSHIM_SRCDIR:?GOSHIM_SRCDIR not set}
@@ -41,13 +41,16 @@ for sym in $declared; do
   printf '%s\n' "$defined" | grep -qx "$sym" || { echo "missing export: $sym"; exit 1; }
 done
 # Binaries bind to a version: both the glibc 2.34 and the base version of
-# pthread_create must be there.
+# pthread_create and __libc_start_main must be there.
 versions=$($nm -D --defined-only "$lib" | awk '{print $3}')
-for v in 'pthread_create@@GLIBC_2.34' 'pthread_join@@GLIBC_2.34' 'pthread_mutex_lock@@GLIBC_'; do
+for v in 'pthread_create@@GLIBC_2.34' 'pthread_join@@GLIBC_2.34' 'pthread_mutex_lock@@GLIBC_' \
+         '__libc_start_main@@GLIBC_2.34'; do
   printf '%s\n' "$versions" | grep -q "^$v" || { echo "missing versioned export: $v"; exit 1; }
 done
-printf '%s\n' "$versions" | grep -Eq '^pthread_create@GLIBC_2\.(2\.5|17)$' ||
-  { echo "missing export: pthread_create at the base glibc version"; exit 1; }
+for sym in pthread_create __libc_start_main; do
+  printf '%s\n' "$versions" | grep -Eq "^$sym@GLIBC_2\.(2\.5|17)\$" ||
+    { echo "missing export: $sym at the base glibc version"; exit 1; }
+done
 for sym in $interposed; do
   printf '%s\n' "$defined" | grep -qx "$sym" || { echo "missing interposed function: $sym"; exit 1; }
 done

@@ -4,10 +4,12 @@
 # same standard output and exit status each time, and that the preloaded
 # runs made goroutines of the program's threads (GOSHIM_DEBUG=exitstats=1
 # prints "goshim: N pthreads ran as goroutines" at exit).
-# Usage: run.sh PROGRAM. Exit 77 (skipped) in sanitizer builds: a
+# Usage: run.sh PROGRAM [ARGUMENT...]. Exit 77 (skipped) in sanitizer builds: a
 # sanitized library cannot be preloaded into an unsanitized program.
 set -u
 prog=$1
+shift
+args="$*" # words without spaces, passed to every run
 lib=${GOSHIM_LIB:?GOSHIM_LIB not set}
 TEST_EMULATOR=${TEST_EMULATOR:-}
 [ -n "${GOSHIM_SANITIZER:-}" ] && { echo "skipped: $GOSHIM_SANITIZER build"; exit 77; }
@@ -16,14 +18,14 @@ trap 'rm -rf "$tmp"' EXIT
 
 run() { # env assignments for the preloaded run, or nothing for native
   if [ $# -eq 0 ]; then
-    $TEST_EMULATOR "$prog"
+    $TEST_EMULATOR "$prog" $args
   elif [ -n "${TEST_EMULATOR:-}" ]; then
     set -- "$@" "LD_PRELOAD=$lib"
     envargs=
     for a in "$@"; do envargs="$envargs -E $a"; done
-    $TEST_EMULATOR $envargs "$prog"
+    $TEST_EMULATOR $envargs "$prog" $args
   else
-    env "$@" LD_PRELOAD="$lib" "$prog"
+    env "$@" LD_PRELOAD="$lib" "$prog" $args
   fi
 }
 
