@@ -689,6 +689,260 @@ void tls_wrap_setxid(void)
 	syscall(SYS_rt_sigaction, SIGSETXID_NO, &act, NULL, 8);
 }
 
+/* ---- static TLS of modules dlopen'ed later ---------------------------
+ * A module dlopen'ed with initial-exec TLS (or one glibc gives static TLS
+ * to) takes space in every thread's static TLS block, which glibc
+ * initialises only in the threads on its lists (_dl_init_static_tls),
+ * before the module's constructors run. Identities are on no list. So
+ * around an interposed dlopen (tls_dlopen_begin/end, serialised by a
+ * recursive lock that parks: constructors may dlopen, and may block):
+ *  - the caller's identity is on dl_stack_user for the call, for glibc to
+ *    initialise it with the others before the constructors run;
+ *  - then every other identity (thread_each_identity: pthread-goroutines,
+ *    main) gets the image of each module that came with static TLS, and
+ *    the module joins static_images, which an identity built meanwhile
+ *    catches up with: thread_create reads static_epoch before it builds
+ *    and again once thread_each_identity can see it (tls_static_catch_up).
+ *    static_epoch moves before the walk, so one of the two sees the other.
+ * Modules loaded by glibc itself (NSS, iconv) or by dlmopen are left as
+ * they are. */
+struct dl_list { struct dl_list *next, *prev; };
+static struct dl_list *stack_user_head; /* GL(dl_stack_user), if found */
+
+struct static_image {
+	struct static_image *next;
+	intptr_t off;                /* from the thread pointer */
+	size_t filesz, memsz;
+	char data[];
+};
+static mutex_t imagelock;        /* guards static_images */
+static struct static_image *static_images, **static_images_tail = &static_images;
+static _Atomic uint64_t static_epoch;
+
+static mutex_t dlopen_lock;      /* guards the three below */
+static struct g *dlopen_owner;
+static int dlopen_depth;
+static struct parkq dlopen_waiters;
+static struct dl_list *dlopen_linked; /* the owner's, on dl_stack_user */
+
+struct tls_module {
+	size_t modid;
+	uintptr_t base;              /* dlpi_addr */
+	const void *image;
+	size_t filesz, memsz;
+};
+struct tls_modules { struct tls_module *m; size_t n, cap; };
+
+/* main_unlock: main's entry of dl_stack_user, now M0's TCB, and the list
+ * head are all there is, as in a process no thread was made in before us.
+ * Otherwise the head stays unknown and callers of dlopen are initialised
+ * after it (their constructors see the module's TLS unset). */
+static void find_stack_user_head(char *m0pd)
+{
+	struct dl_list *n = (struct dl_list *)(m0pd + OFF_LIST), *h = n->next;
+	if (h != n && h->next == n && h->prev == n && n->prev == h)
+		stack_user_head = h;
+}
+
+static int collect_tls_modules(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct tls_modules *ms = arg;
+	if (!info->dlpi_tls_modid)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_TLS)
+			continue;
+		if (ms->n == ms->cap) {
+			size_t cap = ms->cap ? 2 * ms->cap : 16;
+			struct tls_module *m = realloc(ms->m, cap * sizeof *m);
+			if (!m)
+				return 1;
+			ms->m = m;
+			ms->cap = cap;
+		}
+		ms->m[ms->n++] = (struct tls_module){
+			info->dlpi_tls_modid, info->dlpi_addr,
+			(const void *)(info->dlpi_addr + ph->p_vaddr), ph->p_filesz, ph->p_memsz,
+		};
+		break;
+	}
+	return 0;
+}
+
+static bool had_module(const struct tls_modules *ms, const struct tls_module *m)
+{
+	for (size_t i = 0; i < ms->n; i++)
+		if (ms->m[i].modid == m->modid && ms->m[i].base == m->base)
+			return true;
+	return false;
+}
+
+static void apply_image(uintptr_t tp, const struct static_image *im)
+{
+	char *dst = (char *)(tp + im->off);
+	memcpy(dst, im->data, im->filesz);
+	memset(dst + im->filesz, 0, im->memsz - im->filesz);
+}
+
+struct new_images { struct static_image *first; uintptr_t skip; };
+
+static void apply_new_images(uintptr_t tp, void *arg)
+{
+	struct new_images *ni = arg;
+	if (tp == ni->skip)
+		return;
+	for (struct static_image *im = ni->first; im; im = im->next)
+		apply_image(tp, im);
+}
+
+/* Where the module's block is in the caller's static TLS, if it is there:
+ * __tls_get_addr answers with the static address for a static module. */
+typedef struct { unsigned long module, offset; } tls_index;
+extern void *__tls_get_addr(tls_index *ti);
+
+static bool static_offset(uintptr_t tp, const struct tls_module *m, intptr_t *off)
+{
+	tls_index ti = { m->modid, 0 };
+	intptr_t o = (intptr_t)((uintptr_t)__tls_get_addr(&ti) - tp);
+#if defined(__x86_64__)
+	bool in = o < 0 && (size_t)-o <= static_size && (size_t)-o >= m->memsz;
+#else
+	bool in = o >= 0 && (size_t)o + m->memsz <= static_size;
+#endif
+	*off = o;
+	return in;
+}
+
+static void dl_list_link(struct dl_list *n)
+{
+	struct dl_list *h = stack_user_head;
+	n->next = h->next;
+	n->prev = h;
+	h->next->prev = n;
+	__atomic_store_n(&h->next, n, __ATOMIC_RELEASE); /* glibc walks next */
+}
+
+static void dl_list_unlink(struct dl_list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = n;
+}
+
+/* Before the real dlopen; the caller holds a P. */
+void tls_dlopen_begin(struct tls_dlopen *d)
+{
+	struct g *me = getg();
+	*d = (struct tls_dlopen){0};
+	lock(&dlopen_lock);
+	while (dlopen_owner && dlopen_owner != me) {
+		parkq_wait(&dlopen_waiters, &dlopen_lock, 0, false, waitReasonSyncMutexLock, NULL);
+		lock(&dlopen_lock);
+	}
+	dlopen_owner = me;
+	d->outer = ++dlopen_depth == 1;
+	unlock(&dlopen_lock);
+	if (!d->outer || !tls_enabled)
+		return; /* a constructor's dlopen: the outer call sees its modules */
+	struct tls_modules *before = malloc(sizeof *before);
+	if (before) {
+		*before = (struct tls_modules){0};
+		dl_iterate_phdr(collect_tls_modules, before);
+	}
+	d->before = before;
+	/* An identity is self-linked; an M's own TCB is on glibc's lists. */
+	struct dl_list *n = (struct dl_list *)(pd_of(goshim_arch_tls_base()) + OFF_LIST);
+	if (stack_user_head && n->next == n) {
+		dl_list_link(n);
+		dlopen_linked = n;
+	}
+}
+
+/* After the real dlopen; the caller holds a P. */
+void tls_dlopen_end(struct tls_dlopen *d)
+{
+	uintptr_t tp = goshim_arch_tls_base();
+	bool linked = d->outer && dlopen_linked;
+	if (linked) {
+		dl_list_unlink(dlopen_linked);
+		dlopen_linked = NULL;
+	}
+	struct tls_modules after = {0};
+	if (d->before)
+		dl_iterate_phdr(collect_tls_modules, &after);
+	struct new_images ni = { NULL, linked ? tp : 0 };
+	struct static_image **tail = &ni.first;
+	for (size_t i = 0; i < after.n; i++) {
+		const struct tls_module *m = &after.m[i];
+		intptr_t off;
+		if (had_module(d->before, m) || !static_offset(tp, m, &off))
+			continue;
+		struct static_image *im = malloc(sizeof *im + m->filesz);
+		if (!im)
+			break;
+		*im = (struct static_image){ NULL, off, m->filesz, m->memsz };
+		memcpy(im->data, m->image, m->filesz);
+		*tail = im;
+		tail = &im->next;
+	}
+	if (ni.first) {
+		/* A copy for static_images (the walk's list is ours). */
+		lock(&imagelock);
+		for (struct static_image *im = ni.first; im; im = im->next) {
+			struct static_image *c = malloc(sizeof *c + im->filesz);
+			if (!c)
+				continue;
+			memcpy(c, im, sizeof *c + im->filesz);
+			c->next = NULL;
+			*static_images_tail = c;
+			static_images_tail = &c->next;
+		}
+		atomic_fetch_add(&static_epoch, 1);
+		unlock(&imagelock);
+		thread_each_identity(apply_new_images, &ni);
+		while (ni.first) {
+			struct static_image *next = ni.first->next;
+			free(ni.first);
+			ni.first = next;
+		}
+	}
+	free(after.m);
+	struct tls_modules *before = d->before;
+	if (before) {
+		free(before->m);
+		free(before);
+	}
+	struct g *w = NULL;
+	lock(&dlopen_lock);
+	if (--dlopen_depth == 0) {
+		dlopen_owner = NULL;
+		w = parkq_wake(&dlopen_waiters, 0);
+	}
+	unlock(&dlopen_lock);
+	if (w)
+		goready(w);
+}
+
+uint64_t tls_static_epoch(void)
+{
+	return atomic_load(&static_epoch);
+}
+
+/* thread_create, once thread_each_identity would find tp: if a dlopen
+ * moved static_epoch since the identity was built, its walk may have
+ * missed it. Applying an image twice before the thread runs is harmless. */
+void tls_static_catch_up(uintptr_t tp, uint64_t epoch)
+{
+	if (likely(atomic_load(&static_epoch) == epoch))
+		return;
+	lock(&imagelock);
+	for (struct static_image *im = static_images; im; im = im->next)
+		apply_image(tp, im);
+	unlock(&imagelock);
+}
+
 /* mpd, an M's own TCB, takes gpd's place on glibc's thread list (in the
  * stack cache, on no list, or self-linked before), with the thread's tid;
  * gpd, a goroutine's identity, is on no list, as an identity is built. */
@@ -718,6 +972,7 @@ void tls_take_main_place(uintptr_t tp)
 {
 	char *main_pd = pd_of(goshim_arch_tls_base());
 	take_list_place(pd_of(tp), main_pd);
+	find_stack_user_head(pd_of(tp));
 	/* The kernel's rseq area of this thread was main's: it would go on
 	 * telling main this thread's CPU wherever main runs. As for every
 	 * identity, sched_getcpu then asks the kernel. (The length glibc
@@ -737,6 +992,17 @@ void tls_take_main_place(uintptr_t tp)
 void tls_afterforkinchild(struct m *mp)
 {
 	lock_reinit_afterfork(&identlock);
+	lock_reinit_afterfork(&imagelock);
+	lock_reinit_afterfork(&dlopen_lock);
+	/* Only the forking goroutine is left: it may be inside dlopen (a
+	 * constructor forked), but glibc's child put its identity back on a
+	 * list of its own, which the swap below undoes. */
+	dlopen_waiters.head = dlopen_waiters.tail = NULL;
+	dlopen_linked = NULL;
+	if (dlopen_owner != getg()) {
+		dlopen_owner = NULL;
+		dlopen_depth = 0;
+	}
 	char *mpd = pd_of(mp->tls), *gpd = pd_of(goshim_arch_tls_base());
 	if (mpd == gpd)
 		return; /* main, or no identities: glibc saw the M's own TCB */
