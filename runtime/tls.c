@@ -109,8 +109,10 @@ static intptr_t goshim_g_off;        /* &goshim_g - thread pointer */
 static intptr_t resp_off;            /* &__resp - thread pointer */
 static intptr_t libc_tls_off;        /* libc's TLS block - thread pointer */
 static size_t libc_tls_size;
-static uintptr_t stack_guard, pointer_guard;
+#if defined(__x86_64__)
+static uintptr_t stack_guard, pointer_guard; /* tcbhead_t's, copied */
 static uint32_t feature_1;
+#endif
 static _Atomic int32_t next_tid = 0x20000000;
 static int sched_policy, sched_priority; /* the process's, inherited */
 
