@@ -1963,8 +1963,23 @@ void handoffp(struct p *pp)
 		startm(pp, false);
 		return;
 	}
+	/* If this is the last running P and nobody is polling network,
+	 * need to wakeup another M to poll network. */
+	if (atomic_load(&sched.npidle) == atomic_load(&gomaxprocs) - 1 &&
+	    atomic_load(&sched.lastpoll) != 0) {
+		unlock(&sched.lock);
+		startm(pp, false);
+		return;
+	}
+	/* The scheduler lock cannot be held when calling wakeNetPoller below
+	 * because wakeNetPoller may call wakep which may call startm: an M
+	 * asleep in netpoll until later, or none there, would leave this P's
+	 * timers to sysmon. */
+	int64_t when = timers_wakeTime(pp);
 	pidleput(pp);
 	unlock(&sched.lock);
+	if (when != 0)
+		wakeNetPoller(when);
 }
 
 /* Tries to add one more P to execute G's. Called when a G is made runnable
