@@ -2497,9 +2497,11 @@ static inline void reentersyscall(bool foreign)
 	struct m *mp = gp->m;
 	struct p *pp = mp->p;
 	mp->syscallwhen = 0;
-	atomic_store_explicit(&pp->syscalltick, pp->syscalltick + 1, memory_order_relaxed);
+	uint32_t tick = pp->syscalltick + 1;
+	atomic_store_explicit(&pp->syscalltick, tick, memory_order_relaxed);
 	pp->m = NULL;
 	mp->oldp = pp;
+	mp->oldp_tick = tick;
 	mp->p = NULL;
 	atomic_store_explicit(&pp->inforeign, foreign, memory_order_relaxed);
 	atomic_store_explicit(&pp->status, _Psyscall, memory_order_release);
@@ -2601,13 +2603,24 @@ void runtime_enter(void)
  * goroutine's status and the P's kind of absence change, so sysmon hands
  * the P on as it would for a system call. inruntime keeps a signal
  * handler's interposed calls out meanwhile, as inside the runtime. */
+/* The P this M left for foreign code, unless sysmon has retaken it since
+ * (retake and every entersyscall move its syscalltick). */
+static struct p *oldp_still_ours(struct m *mp)
+{
+	struct p *pp = mp->oldp;
+	if (pp && atomic_load_explicit(&pp->syscalltick, memory_order_relaxed) == mp->oldp_tick &&
+	    atomic_load_explicit(&pp->status, memory_order_relaxed) == _Psyscall)
+		return pp;
+	return NULL;
+}
+
 void entersyscall_foreign(void)
 {
 	struct g *gp = getg();
 	gp->inruntime = true;
 	atomic_signal_fence(memory_order_seq_cst);
 	casgstatus(gp, _Grunning, _Gsyscall);
-	struct p *pp = gp->m->oldp;
+	struct p *pp = oldp_still_ours(gp->m);
 	if (pp)
 		atomic_store_explicit(&pp->inforeign, false, memory_order_relaxed);
 }
@@ -2618,7 +2631,7 @@ void exitsyscall_foreign(void)
 {
 	struct g *gp = getg();
 	casgstatus(gp, _Gsyscall, _Grunning);
-	struct p *pp = gp->m->oldp;
+	struct p *pp = oldp_still_ours(gp->m);
 	if (pp)
 		atomic_store_explicit(&pp->inforeign, true, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);

@@ -218,6 +218,7 @@ struct m {
 	struct p *p;             /* attached P; NULL when none */
 	struct p *nextp;
 	struct p *oldp;          /* P before entering a syscall */
+	uint32_t oldp_tick;      /* its syscalltick then: changed once it is not ours */
 	int64_t id;
 	bool spinning;
 	bool blocked;            /* sleeping on park */
