@@ -152,7 +152,6 @@ struct real_fns {
 	int (*pthread_cond_timedwait_old)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 	int (*pthread_cond_signal_old)(pthread_cond_t *);
 	int (*pthread_cond_broadcast_old)(pthread_cond_t *);
-	void *(*dlopen)(const char *, int);
 	int (*libc_start_main)(int (*)(int, char **, char **), int, char **,
 	                       int (*)(int, char **, char **), void (*)(void), void (*)(void), void *);
 	int (*libc_start_main_base)(int (*)(int, char **, char **), int, char **,

@@ -112,7 +112,6 @@ static void resolve_all(void)
 	RESOLVE(pthread_cond_timedwait_old, "pthread_cond_timedwait", V_BASE);
 	RESOLVE(pthread_cond_signal_old, "pthread_cond_signal", V_BASE);
 	RESOLVE(pthread_cond_broadcast_old, "pthread_cond_broadcast", V_BASE);
-	RESOLVE(dlopen, "dlopen", "GLIBC_2.34");
 	RESOLVE(libc_start_main, "__libc_start_main", "GLIBC_2.34");
 	RESOLVE(libc_start_main_base, "__libc_start_main", V_BASE);
 }

@@ -710,15 +710,6 @@ void tls_start_on(uintptr_t tp);
 void tls_take_main_place(uintptr_t tp);
 void tls_exit(void);
 void tls_exit_keys(void);
-struct tls_dlopen {
-	bool outer;          /* not a constructor's dlopen */
-	void *before;        /* the modules with TLS before it */
-};
-void tls_dlopen_begin(struct tls_dlopen *d);
-void tls_dlopen_end(struct tls_dlopen *d);
-uint64_t tls_static_epoch(void);
-void tls_static_catch_up(uintptr_t tp, uint64_t epoch);
-void thread_each_identity(void (*fn)(uintptr_t tp, void *arg), void *arg);
 void *tls_cleanup_jmp_buf_slot(void);
 bool tls_canceled(uintptr_t tp);
 bool tls_cancel_enabled(uintptr_t tp);

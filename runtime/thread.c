@@ -148,9 +148,6 @@ static void unit_destroy(struct gthread *th)
 	struct g *gp = th->g;
 	struct stack mem = th->mem;
 	bool user = th->si.user_stack;
-	lock(&unitlock); /* thread_each_identity walks the units under it */
-	gp->thread = NULL;
-	unlock(&unitlock);
 	tls_free(th->tp);
 	th->magic = 0;
 	if (!user)
@@ -236,7 +233,6 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
 	struct gthread *th = NULL;
 	struct g *gp = NULL;
 	struct stack mem = {0};
-	uint64_t epoch = tls_static_epoch(); /* before the identity is built */
 	size_t size = a->stacksize ? a->stacksize : default_size;
 	if (a->stackaddr) {
 		/* A user stack is used as given: the identity goes at its top,
@@ -296,8 +292,7 @@ int thread_create(const struct thread_attr *a, void *(*start)(void *), void *arg
 	th->has_cpus = a->has_cpus;
 	memcpy(th->cpus, a->cpus, sizeof th->cpus);
 	tls_set_record(th->tp, (void *)thread_marker, th);
-	__atomic_store_n(&gp->thread, th, __ATOMIC_SEQ_CST);
-	tls_static_catch_up(th->tp, epoch); /* a dlopen's walk may have missed it */
+	gp->thread = th;
 	gp->stack.lo = si.user_stack ? si.stackblock + 4096 : mem.lo;
 	gp->stack.hi = (uintptr_t)th & ~(uintptr_t)15;
 	gp->stack.base = si.user_stack ? 0 : mem.base;
@@ -397,22 +392,6 @@ int thread_detach(struct gthread *th)
 	if (old & THREAD_GONE)
 		unit_release(th);
 	return 0;
-}
-
-/* Calls fn with the thread pointer of every identity that is on none of
- * glibc's lists: the units' (live, ended or pooled) and main's. */
-void thread_each_identity(void (*fn)(uintptr_t tp, void *arg), void *arg)
-{
-	lock(&unitlock);
-	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
-		struct gthread *th = __atomic_load_n(&gp->thread, __ATOMIC_SEQ_CST);
-		uintptr_t tp = th ? __atomic_load_n(&th->tp, __ATOMIC_RELAXED) : 0;
-		if (tp) /* 0: being recycled (thread_create catches up) */
-			fn(tp, arg);
-	}
-	unlock(&unitlock);
-	if (main_thread.g)
-		fn(main_thread.tp, arg);
 }
 
 /* Main's record, once main is a migratable goroutine with its own

@@ -21,7 +21,7 @@ interposed="pthread_create pthread_join pthread_tryjoin_np pthread_timedjoin_np
   pthread_rwlock_timedwrlock pthread_rwlock_clockwrlock pthread_rwlock_unlock
   sem_init sem_destroy sem_wait sem_trywait sem_timedwait sem_clockwait sem_post sem_getvalue
   pthread_sigmask sigprocmask pthread_kill sigpending pthread_setaffinity_np pthread_getaffinity_np
-  sigpause __xpg_sigpause __libc_start_main dlopen"
+  sigpause __xpg_sigpause __libc_start_main"
 # The I/O and sleep functions are named, with their versions, by the SYMVER
 # lines of their sources: each must be exported at exactly that version.
 src=${GOSHIM_SRCDIR:?GOSHIM_SRCDIR not set}

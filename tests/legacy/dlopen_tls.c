@@ -1,14 +1,10 @@
-/* Modules with __thread data dlopen'ed while threads exist (all created
- * before them, parked): each of them, and main, finds each module's TLS
+/* A module with __thread data dlopen'ed while threads exist (all created
+ * before it, parked): each of them, and main, finds the module's TLS
  * initialised in its own copy (42), keeps its own value and address
  * across blocking calls that move it between kernel threads, and the
- * threads created after the dlopen do too; dlclose then works. One module
- * (tlsmod.c) has general-dynamic TLS, the usual model of a shared library,
- * whose blocks glibc allocates in each thread on first use; the other
- * (tlsmod_ie.c) initial-exec TLS, which glibc places in every thread's
- * static TLS block at the dlopen, initialised before the module's
- * constructor runs in the loading thread (main). Both are libtool modules
- * built beside this program. See legacy.h for the conventions. */
+ * threads created after the dlopen do too; dlclose then works. The
+ * module (tlsmod.c, general-dynamic TLS) is the libtool module built
+ * beside this program. See legacy.h for the conventions. */
 #include "legacy.h"
 
 #include <dlfcn.h>
@@ -21,8 +17,6 @@
 static int (*mod_get)(void);
 static void (*mod_set)(int);
 static void *(*mod_addr)(void);
-static int (*ie_get)(void);
-static void (*ie_set)(int);
 
 static struct gate loaded = GATE_INIT, finish = GATE_INIT;
 static void *addrs[NBEFORE + NAFTER + 1];
@@ -34,20 +28,13 @@ static void *worker(void *arg)
 		gate_wait(&loaded); /* parked until the module is loaded */
 	if (mod_get() != 42)
 		FAIL("thread %d: the module's __thread reads %d, not its initial 42", idx, mod_get());
-	if (ie_get() != 42)
-		FAIL("thread %d: the initial-exec module's __thread reads %d, not its initial 42", idx,
-		     ie_get());
 	void *addr = mod_addr();
 	mod_set(1000 + idx);
-	ie_set(2000 + idx);
 	for (int r = 0; r < ROUNDS; r++) {
 		usleep(100);
 		sched_yield();
 		if (mod_get() != 1000 + idx || mod_addr() != addr)
 			FAIL("thread %d: the module's __thread changed across a blocking call", idx);
-		if (ie_get() != 2000 + idx)
-			FAIL("thread %d: the initial-exec module's __thread changed across a blocking call",
-			     idx);
 	}
 	addrs[idx] = addr;
 	gate_wait(&finish); /* all alive at once for the address check */
@@ -67,8 +54,7 @@ int main(void)
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	CHECK(n > 0);
 	self[n] = 0;
-	const char *dir = dirname(self);
-	snprintf(path, sizeof path, "%s/.libs/libtlsmod.so", dir);
+	snprintf(path, sizeof path, "%s/.libs/libtlsmod.so", dirname(self));
 
 	pthread_t t[NBEFORE + NAFTER];
 	for (int i = 0; i < NBEFORE; i++)
@@ -85,17 +71,6 @@ int main(void)
 	CHECK(mod_get() == 42);
 	addrs[NBEFORE + NAFTER] = mod_addr();
 
-	snprintf(path, sizeof path, "%s/.libs/libtlsmod_ie.so", dir);
-	void *hie = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!hie)
-		FAIL("dlopen %s: %s", path, dlerror());
-	int (*ie_constructor_saw)(void) = (int (*)(void))dlsym(hie, "tlsmod_ie_constructor_saw");
-	ie_get = (int (*)(void))dlsym(hie, "tlsmod_ie_get");
-	ie_set = (void (*)(int))dlsym(hie, "tlsmod_ie_set");
-	CHECK(ie_constructor_saw && ie_get && ie_set);
-	printf("initial-exec module: its constructor read %d in main, which then reads %d\n",
-	       ie_constructor_saw(), ie_get());
-
 	gate_open(&loaded);
 	for (int i = NBEFORE; i < NBEFORE + NAFTER; i++)
 		CHECK0(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i));
@@ -108,9 +83,8 @@ int main(void)
 		CHECK0(pthread_join(t[i], NULL));
 	printf("dlopen after %d threads existed: each of them, %d made later and main read the "
 	       "module's __thread as 42 and kept their own value over %d blocking calls, "
-	       "at %d distinct addresses; the same for the initial-exec module's\n",
+	       "at %d distinct addresses\n",
 	       NBEFORE, NAFTER, ROUNDS, NBEFORE + NAFTER + 1);
-	CHECK(dlclose(hie) == 0);
 	CHECK(dlclose(h) == 0);
 	printf("dlclose: 0\ndlopen_tls: all checks passed\n");
 	return 0;
