@@ -86,7 +86,7 @@ static int release(pthread_mutex_t *m, int owner, bool entered);
 
 static bool thread_self_holds(pthread_mutex_t *m)
 {
-	struct gthread *th = thread_self();
+	struct gthread *th = thread_self_or_main();
 	if (!th)
 		return true;
 	for (int i = 0; i < th->nrobust; i++)
@@ -104,7 +104,7 @@ static int robust_acquired(pthread_mutex_t *m, int id)
 		release(m, OWNER_NOTRECOVERABLE, false);
 		return ENOTRECOVERABLE;
 	}
-	struct gthread *th = thread_self();
+	struct gthread *th = thread_self_or_main();
 	if (th) {
 		if (th->nrobust == th->robustcap) {
 			int cap = th->robustcap ? 2 * th->robustcap : 8;
@@ -278,7 +278,7 @@ int mutex_unlock(pthread_mutex_t *m, bool entered)
 		return 0;
 	int owner = 0;
 	if (unlikely(robust(m))) {
-		struct gthread *th = thread_self();
+		struct gthread *th = thread_self_or_main();
 		if (th)
 			robust_forget(th, m);
 		if (m->__data.__owner == OWNER_INCONSISTENT)

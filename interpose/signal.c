@@ -138,7 +138,7 @@ INTERPOSE(sigpending, V_BASE);
 /* The goroutine behind a pthread_t: a pthread-goroutine's, or main's. */
 static struct g *target_of(pthread_t t, bool *exited)
 {
-	struct gthread *th = thread_of(t);
+	struct gthread *th = thread_joinable_of(t); /* main's too, ended or not */
 	*exited = false;
 	if (th) {
 		*exited = atomic_load(&th->state) & THREAD_EXITED;
@@ -159,8 +159,8 @@ EXPORT int goshim_pthread_kill(pthread_t t, int sig)
 	 * a number out of range. */
 	if (sig == 32 || sig == 33)
 		return EINVAL; /* SIGCANCEL and SIGSETXID */
-	if (exited)
-		return 0;
+	if (exited) /* glibc: an ended main's kernel thread has cleared its tid */
+		return pthread_equal(t, main_pthread) ? EINVAL : 0;
 	if (sig < 0 || sig > 64)
 		return EINVAL;
 	if (sig == 0)

@@ -218,25 +218,26 @@ static int main_start(int argc, char **argv, char **envp)
 	struct g *gp = getg();
 	if (!interposing() || !gp || gp != atomic_load(&main_g))
 		return user_main(argc, argv, envp);
-	void **slot = tls_cleanup_jmp_buf_slot();
-	void *outer = *slot;
 	__pthread_unwind_buf_t ub;
 	if (!__sigsetjmp_cancel(ub.__cancel_jmp_buf, 0)) {
 		memset(ub.__pad, 0, sizeof ub.__pad);
-		*slot = &ub;
+		*(void **)tls_cleanup_jmp_buf_slot() = &ub;
 		main_unwinds = true;
-		int status = user_main(argc, argv, envp);
-		/* exit(status) follows: its handlers' pthread_exit goes on
-		 * to glibc's buffer, as without us. */
-		main_unwinds = false;
-		*slot = outer;
-		return status;
+		/* As __libc_start_call_main: the exit handlers run above the
+		 * buffer too, and a pthread_exit or cancellation there ends
+		 * main as one in main would. */
+		exit(user_main(argc, argv, envp));
 	}
 	/* nptl __libc_start_call_main: main's keys' destructors, then the
-	 * thread ends and the process goes on. */
+	 * thread ends (its robust mutexes are released) and the process
+	 * goes on. */
 	void *result = main_exit_called ? main_result : PTHREAD_CANCELED;
 	tls_exit_keys();
+	struct gthread *th = thread_self_or_main();
+	if (th)
+		mutex_owner_died(th);
 	interpose_enter();
+	sigmask_resync(); /* unwound from a signal handler, the kernel's may differ */
 	thread_main_exit(result);
 }
 

@@ -272,7 +272,8 @@ bool park_wake(struct g *gp)
 
 static bool canceled(struct g *gp, uint32_t s)
 {
-	return (s & PARK_CANCEL) && gp->thread && tls_canceled(gp->thread->tp);
+	struct gthread *th;
+	return (s & PARK_CANCEL) && (th = thread_of_g(gp)) && tls_canceled(th->tp);
 }
 
 /* A signal for the goroutine that came while it was not parked (it was

@@ -128,6 +128,14 @@ void sigmask_apply(struct m *mp, uint64_t mask)
 	mp->sigmask = mask;
 }
 
+/* The calling goroutine's mask on its M again, after a longjmp out of a
+ * signal handler left the handler's there behind mp->sigmask's back. */
+void sigmask_resync(void)
+{
+	struct g *gp = getg();
+	sigmask_apply(gp->m, gp->sigmask);
+}
+
 /* An M with no thread of the program: MASK_IDLE once masks are used.
  * Also acknowledges sigmask_used's epoch. */
 static inline void sigmask_idle(struct m *mp)
@@ -1219,6 +1227,11 @@ static void goexit0(struct g *gp)
 	gp->waitreason = waitReasonZero;
 	gp->param = NULL;
 	gp->exiting = false;
+	if (gp == atomic_load(&main_g)) {
+		/* (A fork child's main may be a pthread-goroutine.) */
+		atomic_store(&main_g, NULL); /* signals go where they land */
+		sig_catch_changed();
+	}
 	if (gp->thread) {
 		/* A pthread-goroutine: its G and stack belong to its thread
 		 * record, which outlives it until joined or detached. */
@@ -1226,10 +1239,6 @@ static void goexit0(struct g *gp)
 		if (locked && mp->ownthread)
 			mexit(mp);
 		schedule();
-	}
-	if (gp == atomic_load(&main_g)) {
-		atomic_store(&main_g, NULL); /* signals go where they land */
-		sig_catch_changed();
 	}
 	if (gp->adopted) {
 		/* An adopted thread's goroutine (main, say) called go_exit: its

@@ -414,6 +414,7 @@ int procresize_set(int32_t n);
 #define SIGCANCEL_NO 32                       /* glibc's SIGCANCEL (__SIGRTMIN) */
 uint64_t sigmask_fix(uint64_t mask);
 void sigmask_apply(struct m *mp, uint64_t mask);
+void sigmask_resync(void);
 void goroutine_setmask(struct g *gp, uint64_t mask);
 /* The calling thread's mask by system call (the kernel's 64 signals): the
  * runtime never calls the interposed pthread_sigmask, a goroutine's view. */

@@ -187,21 +187,26 @@ static void thread_main(void *arg)
 	struct gthread *th = arg;
 	tls_start();
 	__pthread_unwind_buf_t ub;
+	bool unwound = false;
 	/* nptl start_thread: pthread_exit and cancellation unwind to here. */
 	if (!__sigsetjmp_cancel(ub.__cancel_jmp_buf, 0)) {
 		memset(ub.__pad, 0, sizeof ub.__pad);
 		*(void **)tls_cleanup_jmp_buf_slot() = &ub;
 		th->result = th->start(th->arg);
-	} else if (!th->exit_called) {
+	} else {
+		unwound = true;
 		/* Unwound by glibc's cancellation (pthread_testcancel and the
 		 * other cancellation points act on the identity's state). */
-		th->result = PTHREAD_CANCELED;
+		if (!th->exit_called)
+			th->result = PTHREAD_CANCELED;
 	}
 	tls_mark_exiting(th->tp);
 	tls_exit();
 	if (th->robust)
 		thread_robust_exit(th);
 	runtime_enter();
+	if (unwound)
+		sigmask_resync(); /* from a signal handler, the kernel's may differ */
 	lock(&livelock);
 	bool last = --live_threads == 0 && main_gone;
 	unlock(&livelock);
@@ -415,13 +420,18 @@ struct gthread *thread_joinable_of(pthread_t t)
 	return th;
 }
 
-/* The caller's record, for cancellation and joins: a pthread-goroutine's or main's. */
+/* gp's record, for cancellation, joins and robust mutexes: a
+ * pthread-goroutine's or main's. */
+struct gthread *thread_of_g(struct g *gp)
+{
+	if (gp && gp->thread)
+		return gp->thread;
+	return gp && main_thread.g == gp ? &main_thread : NULL;
+}
+
 struct gthread *thread_self_or_main(void)
 {
-	struct gthread *th = thread_self();
-	if (!th && main_thread.g && getg() == main_thread.g)
-		th = &main_thread;
-	return th;
+	return thread_of_g(getg());
 }
 
 /* Main has ended (pthread_exit or cancellation, its stack unwound and its
@@ -431,15 +441,9 @@ struct gthread *thread_self_or_main(void)
 __attribute__((noreturn)) void thread_main_exit(void *result)
 {
 	struct gthread *th = &main_thread;
-	if (th->g && getg() == th->g) {
-		lock(&th->lock);
-		th->result = result;
-		atomic_fetch_or(&th->state, THREAD_EXITED | THREAD_GONE);
-		struct g *joiner = parkq_wake(&th->joinq, 0);
-		unlock(&th->lock);
-		if (joiner)
-			goready(joiner);
-	}
+	bool mine = th->g && getg() == th->g;
+	/* Counted gone before a joiner can return: as with NPTL, a thread
+	 * that has joined main is never the one main leaves alone. */
 	lock(&livelock);
 	main_gone = true;
 	bool last = live_threads == 0;
@@ -447,6 +451,15 @@ __attribute__((noreturn)) void thread_main_exit(void *result)
 	if (last) {
 		runtime_leave();
 		exit(0);
+	}
+	if (mine) {
+		lock(&th->lock);
+		th->result = result;
+		atomic_fetch_or(&th->state, THREAD_EXITED | THREAD_GONE);
+		struct g *joiner = parkq_wake(&th->joinq, 0);
+		unlock(&th->lock);
+		if (joiner)
+			goready(joiner);
 	}
 	goexit1(); /* main's G is adopted: nothing runs on its stack again */
 	__builtin_unreachable();

@@ -65,6 +65,7 @@ int thread_join(struct gthread *th, int64_t deadline, bool try, bool cancelable,
 int thread_detach(struct gthread *th);
 void thread_main_init(void);
 struct gthread *thread_joinable_of(pthread_t t);
+struct gthread *thread_of_g(struct g *gp);
 struct gthread *thread_self_or_main(void);
 __attribute__((noreturn)) void thread_main_exit(void *result);
 

@@ -603,11 +603,11 @@ static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
 	int ch = cancelhandling(tp);
 	struct g *gp = goshim_g;
 	bool on_g0 = gp && gp->m && gp == gp->m->g0;
-	if (!gp || !gp->m || on_g0 || !gp->thread) {
-		/* Not a pthread-goroutine: a thread on an identity of its own, or
-		 * main. glibc's handler marks whatever identity is installed, so
-		 * it runs only where glibc's pthread_cancel left its mark (a
-		 * stray that lands on g0 or on main cancels neither). */
+	if (!gp || !gp->m || on_g0 || (!gp->thread && gp != atomic_load(&main_g))) {
+		/* Neither a pthread-goroutine nor main: a thread on an identity
+		 * of its own. glibc's handler marks whatever identity is
+		 * installed, so it runs only where glibc's pthread_cancel left
+		 * its mark (a stray that lands on g0 cancels nobody). */
 		if (!on_g0 && tls_async_cancel_pending(tp)) {
 			unblock_sigcancel();
 			glibc_sigcancel_handler(sig, si, uc);

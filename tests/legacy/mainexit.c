@@ -1,17 +1,24 @@
-/* main ends before the process does, three ways (argv[1]):
+/* main ends before the process does, four ways (argv[1]):
  *   exit    main calls pthread_exit with a value
  *   cancel  another thread cancels main, parked in pthread_cond_wait
  *   async   another thread cancels main, asynchronous type, in a busy loop
+ *   detach  another thread detaches main, which then calls pthread_exit
  * Each time, as with NPTL: main's cleanup handlers run as its stack
- * unwinds, then its keys' destructors (not its thread_local destructors);
- * a thread that joins main gets the value or PTHREAD_CANCELED; the process
- * lives on until its last thread returns, which ends it with status 0
- * (atexit handlers run then). Before main ends, the joins of main from
- * main itself and from another thread give NPTL's errors, and a detached
- * main cannot be joined. Under libgoshim main is a goroutine whose stack
- * is the process's own: its unwinding must end the goroutine, not the
- * kernel thread it happens to run on. See legacy.h for the conventions. */
+ * unwinds, then its keys' destructors (not its thread_local destructors:
+ * the thread that calls exit runs its own, and a thread that has joined
+ * main is never left waiting for main to be counted gone, so the last
+ * thread is not main; detached, either may be last, and main registers
+ * none); a thread that joins main gets the value or PTHREAD_CANCELED; a
+ * detached main cannot be joined; the process lives on until its last
+ * thread returns, which ends it with status 0 (atexit handlers run then).
+ * Before main ends, the joins of main from main itself and from another
+ * thread give NPTL's errors. Under libgoshim main is a goroutine whose
+ * stack is the process's own: its unwinding must end the goroutine, not
+ * the kernel thread it happens to run on. See legacy.h for the
+ * conventions. */
 #include "legacy.h"
+
+#include <stdbool.h>
 
 extern int __cxa_thread_atexit_impl(void (*)(void *), void *, void *);
 extern void *__dso_handle;
@@ -114,7 +121,9 @@ int main(int argc, char **argv)
 	CHECK0(atexit(at_exit));
 	CHECK0(pthread_key_create(&key, key_destructor));
 	CHECK0(pthread_setspecific(key, &key_value));
-	CHECK0(__cxa_thread_atexit_impl(tls_destructor, NULL, &__dso_handle));
+	bool detach = strcmp(how, "detach") == 0;
+	if (!detach)
+		CHECK0(__cxa_thread_atexit_impl(tls_destructor, NULL, &__dso_handle));
 	EXPECT("main joins itself", pthread_join(pthread_self(), NULL), EDEADLK);
 	pthread_t t;
 	CHECK0(pthread_create(&t, NULL, early_joiner, NULL));
@@ -122,16 +131,17 @@ int main(int argc, char **argv)
 	CHECK0(pthread_join(t, NULL));
 	CHECK0(pthread_create(&t, NULL, last, NULL));
 	CHECK0(pthread_detach(t));
-	if (strcmp(how, "async") == 0) {
+	if (detach) {
 		detached = 0;
 		CHECK0(pthread_create(&t, NULL, detacher, NULL));
-	}
-	else
+	} else {
 		CHECK0(pthread_create(&t, NULL, joiner, NULL));
+	}
 	CHECK0(pthread_detach(t));
 
 	pthread_cleanup_push(cleanup, (void *)how);
-	if (strcmp(how, "exit") == 0) {
+	if (strcmp(how, "exit") == 0 || detach) {
+		SPIN_UNTIL(detached);
 		pthread_exit("main's result");
 	} else if (strcmp(how, "cancel") == 0) {
 		CHECK0(pthread_create(&t, NULL, canceller, NULL));
