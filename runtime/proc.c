@@ -2522,9 +2522,27 @@ static inline void reentersyscall(bool foreign)
 		entersyscall_gcwait(pp);
 }
 
+/* sysmon asked for this P's slice to end (pp->preempt: nothing went
+ * through the scheduler here for forcePreemptNS). A goroutine that polls
+ * with interposed calls that never block (pthread_cancel, clock reads)
+ * would otherwise keep its P for ever: each call moves syscalltick, so
+ * sysmon never sees one long foreign call to retake. Leaving the runtime
+ * is a safe point, and it yields there, as Go's preemption does; to the
+ * tail of the local queue, not Go's global one: the slice-ending
+ * schedule takes the global queue first, and would run the yielder again
+ * before a goroutine readied here (a timer's) in runnext. */
+static __attribute__((noinline, cold)) void runtime_leave_preempted(void)
+{
+	struct p *pp = getg()->m->p;
+	atomic_fetch_add_explicit(&pp->preempted, 1, memory_order_relaxed);
+	goyield();
+}
+
 void runtime_leave(void)
 {
 	struct g *gp = getg();
+	if (unlikely(atomic_load_explicit(&gp->m->p->preempt, memory_order_relaxed)))
+		runtime_leave_preempted();
 	reentersyscall(true);
 	atomic_signal_fence(memory_order_seq_cst);
 	gp->inruntime = false;

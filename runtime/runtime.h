@@ -265,6 +265,7 @@ struct p {
 	int32_t nstackcache;
 	_Atomic uint64_t nrun;        /* goroutines this P has run (tests, schedtrace) */
 	_Atomic uint32_t retaken;     /* times sysmon took this P from its M */
+	_Atomic uint32_t preempted;   /* times its goroutine yielded at sysmon's request */
 	_Atomic bool inforeign;       /* _Psyscall means foreign code, not a syscall */
 	_Atomic bool preempt;         /* sysmon: the time slice is over (Go's preemptone) */
 	struct sudog *sudogcache[128];

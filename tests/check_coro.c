@@ -226,16 +226,18 @@ static void pingpong_body(void *arg)
 	go_coro_free(c);
 }
 
-/* Times sysmon took a P away from its goroutine (runtime/sysmon.c retake).
+/* Times sysmon took a P away from its goroutine (runtime/sysmon.c retake)
+ * or had its goroutine yield it on leaving the runtime (runtime_leave).
  * A goroutine whose P was retaken gets a P back at its next runtime call,
- * maybe on another thread: go_coro_switch is such a call, so the thread a
+ * and one that yielded runs again where a P picks it up, maybe on another
+ * thread either way: go_coro_switch is such a call, so the thread a
  * goroutine records before switching is only certain to be the one the
- * switch runs on when no retake happened in between. */
+ * switch runs on when neither happened in between. */
 static uint64_t total_retaken(void)
 {
 	uint64_t n = 0;
 	for (int i = 0; i < 1024 && __atomic_load_n(&allp[i], __ATOMIC_ACQUIRE); i++)
-		n += atomic_load(&allp[i]->retaken);
+		n += atomic_load(&allp[i]->retaken) + atomic_load(&allp[i]->preempted);
 	return n;
 }
 

@@ -616,6 +616,70 @@ static void t_cancel(void)
 	       "once enabled; join got PTHREAD_CANCELED, cleanup handler ran\n");
 }
 
+/* A thread that polls with calls that never block (pthread_mutex_trylock,
+ * and pthread_cancel of a thread with cancellation disabled) does not
+ * keep the others from running, however few CPUs: main takes a mutex
+ * from a thread that holds it across a 1 ms sleep, round after round.
+ * (Under libgoshim at GOMAXPROCS=1 the poller must give up its processor
+ * at a safe point; it kept it for seconds per round, and alarm(60) ended
+ * the test.) */
+#define POLL_ROUNDS 100
+static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int poll_held, poll_taken;
+static int poll_stop;
+static pthread_mutex_t poll_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t poll_cv = PTHREAD_COND_INITIALIZER;
+
+static void *poll_holder(void *arg)
+{
+	(void)arg;
+	for (int i = 1; i <= POLL_ROUNDS; i++) {
+		CHECK0(pthread_mutex_lock(&poll_lock));
+		poll_held = i;
+		usleep(1000);
+		CHECK0(pthread_mutex_unlock(&poll_lock));
+		SPIN_UNTIL(poll_taken == i);
+	}
+	return NULL;
+}
+
+static void *poll_immune(void *arg)
+{
+	(void)arg;
+	CHECK0(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL));
+	CHECK0(pthread_mutex_lock(&poll_mu));
+	while (!poll_stop)
+		CHECK0(pthread_cond_wait(&poll_cv, &poll_mu));
+	CHECK0(pthread_mutex_unlock(&poll_mu));
+	return NULL;
+}
+
+static void t_poll_fairness(void)
+{
+	pthread_t immune, holder;
+	CHECK0(pthread_create(&immune, NULL, poll_immune, NULL));
+	CHECK0(pthread_create(&holder, NULL, poll_holder, NULL));
+	for (int i = 1; i <= POLL_ROUNDS; i++) {
+		SPIN_UNTIL(poll_held == i);
+		int err;
+		while ((err = pthread_mutex_trylock(&poll_lock)) == EBUSY)
+			CHECK0(pthread_cancel(immune));
+		CHECK0(err);
+		CHECK0(pthread_mutex_unlock(&poll_lock));
+		poll_taken = i;
+	}
+	CHECK0(pthread_mutex_lock(&poll_mu));
+	poll_stop = 1;
+	CHECK0(pthread_cond_signal(&poll_cv));
+	CHECK0(pthread_mutex_unlock(&poll_mu));
+	CHECK0(pthread_join(holder, NULL));
+	void *ret;
+	CHECK0(pthread_join(immune, &ret));
+	CHECK(ret == NULL);
+	printf("polling with trylock and pthread_cancel, main took a mutex from a sleeping holder "
+	       "%d times\n", POLL_ROUNDS);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void *yield_thread(void *arg)
@@ -645,6 +709,7 @@ int main(void)
 	t_attr();
 	t_names();
 	t_cancel();
+	t_poll_fairness();
 	t_yield();
 	printf("threads: all checks passed\n");
 	return 0;
