@@ -158,8 +158,8 @@ void goroutine_setmask(struct g *gp, uint64_t mask)
 	gp->sigmask = mask;
 	sigmask_apply(getg()->m, mask);
 	proc_pending_claim(gp, ~mask);
-	if (gp == atomic_load(&main_g))
-		sig_catch_sync(mask & ~old); /* sysmon catches for main */
+	if (gp == atomic_load(&main_g) || atomic_load(&main_ended))
+		sig_catch_sync(mask & ~old); /* sysmon catches for main, or all */
 	if (unlikely(mask != initial_mask) && !atomic_load(&masks_used))
 		sigmask_used();
 }
@@ -633,6 +633,25 @@ void *sig_router_fn; /* interpose/signal.c's handler, once it installed one */
 static _Atomic uint64_t sysmon_routed;
 static _Atomic uint64_t sysmon_unrouting; /* handlers being removed: blocked */
 
+_Atomic bool main_ended;
+
+/* Once main has ended (thread_main_exit), sysmon stands in for the
+ * threads left: a signal with no handler is blocked only if every one of
+ * them blocks it. Its default action is the process's whichever thread
+ * takes it, and one that all block still goes to a sigwait among them.
+ * (Idle Ms block everything once masks are used, so otherwise nobody
+ * would take it.) Walks allgs as sysmon does elsewhere: append-only. */
+static uint64_t live_threads_blocked(void)
+{
+	uint64_t blocked = ~UINT64_C(0);
+	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
+		uint32_t st = readgstatus(gp);
+		if (gp->thread && st != _Gdead && st != _Gidle)
+			blocked &= __atomic_load_n(&gp->sigmask, __ATOMIC_RELAXED);
+	}
+	return blocked;
+}
+
 void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 {
 	uint32_t e = atomic_load(&catch_epoch);
@@ -640,7 +659,8 @@ void sysmon_sigmask(uint32_t *seen, uint64_t *applied)
 		return;
 	*seen = e;
 	struct g *mg = atomic_load(&main_g);
-	uint64_t follow = mg ? mg->sigmask : ~UINT64_C(0); /* main's blocked set */
+	uint64_t follow = mg ? mg->sigmask /* main's blocked set */
+	                     : atomic_load(&main_ended) ? live_threads_blocked() : ~UINT64_C(0);
 	uint64_t want = 0, routed = 0;
 	void *router = sig_router_fn;
 	for (int sig = 1; sig <= 64; sig++) {
@@ -1236,6 +1256,8 @@ static void goexit0(struct g *gp)
 		/* A pthread-goroutine: its G and stack belong to its thread
 		 * record, which outlives it until joined or detached. */
 		thread_gone(gp);
+		if (atomic_load(&main_ended))
+			sig_catch_changed(); /* sysmon stands in for one thread fewer */
 		if (locked && mp->ownthread)
 			mexit(mp);
 		schedule();

@@ -434,6 +434,7 @@ void sigpending_deliver(uint64_t also);
 /* main as a migratable goroutine, and the router of process-directed
  * signals to it (proc.c; the handlers' side is interpose/signal.c). */
 extern _Atomic(struct g *) main_g;
+extern _Atomic bool main_ended; /* thread_main_exit: sysmon stands in for the threads left */
 extern pthread_t main_pthread;
 void main_unlock(void);
 enum { SIG_ROUTE_HERE, SIG_ROUTE_SENT };

@@ -444,6 +444,7 @@ __attribute__((noreturn)) void thread_main_exit(void *result)
 	bool mine = th->g && getg() == th->g;
 	/* Counted gone before a joiner can return: as with NPTL, a thread
 	 * that has joined main is never the one main leaves alone. */
+	atomic_store(&main_ended, true); /* before goexit0 has sysmon look again */
 	lock(&livelock);
 	main_gone = true;
 	bool last = live_threads == 0;

@@ -3,6 +3,7 @@
  *   cancel  another thread cancels main, parked in pthread_cond_wait
  *   async   another thread cancels main, asynchronous type, in a busy loop
  *   detach  another thread detaches main, which then calls pthread_exit
+ *   term    main calls pthread_exit, and SIGTERM comes later (see term())
  * Each time, as with NPTL: main's cleanup handlers run as its stack
  * unwinds, then its keys' destructors (not its thread_local destructors:
  * the thread that calls exit runs its own, and a thread that has joined
@@ -18,6 +19,7 @@
  * conventions. */
 #include "legacy.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 extern int __cxa_thread_atexit_impl(void (*)(void *), void *, void *);
@@ -113,10 +115,52 @@ static void *detacher(void *arg)
 	return NULL;
 }
 
+/* term: what is left once main has ended is a thread that blocks one
+ * unrelated signal and waits on a pipe for ever; tests/legacy/mainexit.sh
+ * then sends SIGTERM from outside, whose default action ends the process
+ * (exit status 143), as natively. */
+static int term_pipe[2];
+static volatile int term_blocked;
+
+static void *term_waiter(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR2);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	term_blocked = 1;
+	char b;
+	for (;;)
+		if (read(term_pipe[0], &b, 1) == 0)
+			break;
+	return NULL;
+}
+
+static void term_key_destructor(void *v)
+{
+	(void)v;
+	printf("main ended; one thread waits\n");
+}
+
+static void term(void)
+{
+	CHECK0(pipe(term_pipe));
+	pthread_key_t k;
+	CHECK0(pthread_key_create(&k, term_key_destructor));
+	CHECK0(pthread_setspecific(k, &k));
+	pthread_t t;
+	CHECK0(pthread_create(&t, NULL, term_waiter, NULL));
+	SPIN_UNTIL(term_blocked);
+	pthread_exit(NULL);
+}
+
 int main(int argc, char **argv)
 {
 	legacy_start();
 	const char *how = argc > 1 ? argv[1] : "exit";
+	if (strcmp(how, "term") == 0)
+		term();
 	main_thread = pthread_self();
 	CHECK0(atexit(at_exit));
 	CHECK0(pthread_key_create(&key, key_destructor));

@@ -10,4 +10,43 @@ for how in exit cancel async detach; do
   echo "--- main ends by: $how"
   sh "$src/tests/legacy/run.sh" "$prog" "$how" || exit $?
 done
+
+# term: once main has ended, SIGTERM from outside ends the process by its
+# default action (status 143) while the thread left waits on a pipe, after
+# blocking an unrelated signal. (Under qemu-user the signal would go to the
+# emulator: native runs only.)
+[ -n "${GOSHIM_SANITIZER:-}" ] && exit 0
+[ -n "${TEST_EMULATOR:-}" ] && exit 0
+lib=${GOSHIM_LIB:?GOSHIM_LIB not set}
+out=$(mktemp) || exit 1
+trap 'rm -f "$out"' EXIT
+term_run() { # env assignments for a preloaded run, or nothing
+  if [ $# -eq 0 ]; then "$prog" term > "$out" 2>&1 &
+  else env "$@" LD_PRELOAD="$lib" "$prog" term > "$out" 2>&1 &
+  fi
+  pid=$!
+  i=0
+  until grep -q '^main ended; one thread waits$' "$out"; do
+    i=$((i + 1)); [ "$i" -le 600 ] || break; sleep 0.05
+  done
+  sleep 0.2 # main's goroutine is gone by now
+  kill -TERM "$pid"
+  i=0
+  while kill -0 "$pid" 2>/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -gt 200 ]; then # 10 s: it took no notice
+      kill -KILL "$pid"; wait "$pid"; return 200
+    fi
+    sleep 0.05
+  done
+  wait "$pid"
+}
+echo "--- main ends, then SIGTERM"
+term_run; native=$?
+[ "$native" -eq 143 ] || { cat "$out"; echo "FAIL: native exit $native, want 143"; exit 1; }
+for procs in 1 2; do
+  term_run GOMAXPROCS=$procs; status=$?
+  [ "$status" -eq 143 ] || { cat "$out"; echo "FAIL: GOMAXPROCS=$procs: exit $status, native 143"; exit 1; }
+  echo "GOMAXPROCS=$procs: SIGTERM after main ended: exit 143, as native"
+done
 exit 0
