@@ -24,10 +24,11 @@
  *    ended (pthread_exit, cancellation: main_gone), whoever takes it to
  *    zero, under livelock, ends the process with exit(0), as NPTL's last
  *    thread does.
- *  - main_thread is main's record for the joins, pthread_detach and
- *    pthread_cancel only: main's goroutine (main_g) is not a
- *    pthread-goroutine (its G, stack and identity are the process's own),
- *    so it is never released and main_g->thread stays NULL.
+ *  - main_thread is main's record for the joins, pthread_detach,
+ *    pthread_cancel, pthread_kill and robust mutexes only (thread_of_g):
+ *    main's goroutine (main_g) is not a pthread-goroutine (its G, stack
+ *    and identity are the process's own), so the record is never
+ *    released and main_g->thread stays NULL.
  */
 #include <errno.h>
 #include <pthread.h>
