@@ -258,12 +258,22 @@ static void goshim_sig_router(int sig, siginfo_t *si, void *uc)
 			return;
 		}
 	}
+	/* The goroutine's interposed calls from the handler do not yield at
+	 * runtime_leave: an enclosing handler's frame is above ours; a stale
+	 * mark (the handler longjmp'd out) is below. */
+	struct g *gp = getg();
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	bool mark = gp && (!gp->handler_sp || gp->handler_sp < here);
+	if (mark)
+		gp->handler_sp = here;
 	errno = e;
 	void *h = (void *)(uintptr_t)(a & ACT_HANDLER);
 	if (a & ACT_SIGINFO)
 		((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
 	else
 		((void (*)(int))h)(sig);
+	if (mark)
+		gp->handler_sp = 0;
 }
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)

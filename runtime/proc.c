@@ -155,7 +155,9 @@ static void sig_catch_sync(uint64_t newly);
 void goroutine_setmask(struct g *gp, uint64_t mask)
 {
 	uint64_t old = gp->sigmask;
-	gp->sigmask = mask;
+	/* seq_cst against main_ended below: sysmon reads it once main has
+	 * ended (live_threads_blocked). */
+	__atomic_store_n(&gp->sigmask, mask, __ATOMIC_SEQ_CST);
 	sigmask_apply(getg()->m, mask);
 	proc_pending_claim(gp, ~mask);
 	if (gp == atomic_load(&main_g) || atomic_load(&main_ended))
@@ -1209,6 +1211,8 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 			sigmask_used();
 	}
 	casgstatus(gp, _Gdead, _Grunnable);
+	if (sigmask && atomic_load(&main_ended))
+		sig_catch_changed(); /* sysmon stands in for it too (live_threads_blocked) */
 	runqput(pp, gp, true);
 	sysmon_ensure();
 	if (atomic_load(&mainStarted))
@@ -2563,8 +2567,15 @@ static __attribute__((noinline, cold)) void runtime_leave_preempted(void)
 void runtime_leave(void)
 {
 	struct g *gp = getg();
-	if (unlikely(atomic_load_explicit(&gp->m->p->preempt, memory_order_relaxed)))
-		runtime_leave_preempted();
+	if (unlikely(atomic_load_explicit(&gp->m->p->preempt, memory_order_relaxed))) {
+		/* Not from a signal handler: the M would keep the handler's
+		 * mask, and its frame, for the next goroutine. */
+		uintptr_t sp = (uintptr_t)__builtin_frame_address(0), hs = gp->handler_sp;
+		if (hs && (sp > hs || hs < gp->stack.lo || hs >= gp->stack.hi))
+			gp->handler_sp = hs = 0; /* left by a longjmp (or off this stack) */
+		if (!hs)
+			runtime_leave_preempted();
+	}
 	reentersyscall(true);
 	atomic_signal_fence(memory_order_seq_cst);
 	gp->inruntime = false;
@@ -3058,6 +3069,10 @@ void afterforkinchild(void)
 		atomic_store(&pp->runqhead, 0);
 		atomic_store(&pp->runqtail, 0);
 		atomic_store(&pp->runnext, NULL);
+		/* The parent's sysmon may have asked for a slice to end: the
+		 * child's first runtime_leave would yield for it. */
+		atomic_store_explicit(&pp->preempt, false, memory_order_relaxed);
+		memset(&pp->sysmontick, 0, sizeof pp->sysmontick);
 		if (pp != mp->p)
 			pp->m = NULL;
 	}

@@ -191,6 +191,9 @@ struct g {
 	struct coro *corog;      /* the coro this goroutine runs (corostart) */
 	volatile bool inruntime; /* between runtime_enter and runtime_leave: a signal
 	                          * handler's interposed call must not re-enter */
+	volatile uintptr_t handler_sp; /* the router's frame while a program's handler
+	                          * runs here (stale, and above the stack pointer,
+	                          * once the handler longjmp'd out) */
 	_Atomic uint32_t parkstate; /* parkq.c: PARK_* */
 	int64_t parkdeadline;    /* parkq.c: nanotime deadline, 0 for none */
 	_Atomic bool parkcommitted; /* parkq.c: parked for good (a canceller may ready it) */
