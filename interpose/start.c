@@ -232,6 +232,7 @@ static int main_start(int argc, char **argv, char **envp)
 	 * thread ends (its robust mutexes are released) and the process
 	 * goes on. */
 	void *result = main_exit_called ? main_result : PTHREAD_CANCELED;
+	thread_main_ending(); /* a cancellation: pthread_exit has done it */
 	tls_exit_keys();
 	struct gthread *th = thread_self_or_main();
 	if (th)

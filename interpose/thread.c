@@ -215,6 +215,7 @@ EXPORT __attribute__((noreturn)) void goshim_pthread_exit(void *value)
 			/* main: glibc unwinds its stack to main_start's jump
 			 * buffer, which ends main (thread_main_exit): the
 			 * process lives on until the last thread exits. */
+			thread_main_ending();
 			if (main_unwinds) {
 				main_result = value;
 				main_exit_called = true;

@@ -435,6 +435,17 @@ struct gthread *thread_self_or_main(void)
 	return thread_of_g(getg());
 }
 
+/* main has begun to end (pthread_exit, or a cancellation unwound it):
+ * from now on signals sent to the process are no longer sent on to it
+ * but go where they land, as once main's kernel thread is gone. */
+void thread_main_ending(void)
+{
+	if (atomic_load(&main_g) && getg() == atomic_load(&main_g)) {
+		atomic_store(&main_g, NULL);
+		sig_catch_changed();
+	}
+}
+
 /* Main has ended (pthread_exit or cancellation, its stack unwound and its
  * keys' destructors run): its joiners get result, and the process lives
  * on until the last thread ends, which then exits with status 0, as with

@@ -67,6 +67,7 @@ void thread_main_init(void);
 struct gthread *thread_joinable_of(pthread_t t);
 struct gthread *thread_of_g(struct g *gp);
 struct gthread *thread_self_or_main(void);
+void thread_main_ending(void);
 __attribute__((noreturn)) void thread_main_exit(void *result);
 
 #endif
