@@ -2550,7 +2550,7 @@ static inline void reentersyscall(bool foreign)
 
 /* sysmon asked for this P's slice to end (pp->preempt: nothing went
  * through the scheduler here for forcePreemptNS). A goroutine that polls
- * with interposed calls that never block (pthread_cancel, clock reads)
+ * with interposed calls that never block (trylock, pthread_cancel)
  * would otherwise keep its P for ever: each call moves syscalltick, so
  * sysmon never sees one long foreign call to retake. Leaving the runtime
  * is a safe point, and it yields there, as Go's preemption does; to the
@@ -2658,11 +2658,6 @@ void runtime_enter(void)
 	exitsyscall_common(true);
 }
 
-/* entersyscall for a goroutine in foreign code (runtime_leave's state:
- * its P, if sysmon has not handed it on, is in _Psyscall): only the
- * goroutine's status and the P's kind of absence change, so sysmon hands
- * the P on as it would for a system call. inruntime keeps a signal
- * handler's interposed calls out meanwhile, as inside the runtime. */
 /* The P this M left for foreign code, unless sysmon has retaken it since
  * (retake and every entersyscall move its syscalltick). */
 static struct p *oldp_still_ours(struct m *mp)
@@ -2674,6 +2669,11 @@ static struct p *oldp_still_ours(struct m *mp)
 	return NULL;
 }
 
+/* entersyscall for a goroutine in foreign code (runtime_leave's state:
+ * its P, if sysmon has not handed it on, is in _Psyscall): only the
+ * goroutine's status and the P's kind of absence change, so sysmon hands
+ * the P on as it would for a system call. inruntime keeps a signal
+ * handler's interposed calls out meanwhile, as inside the runtime. */
 void entersyscall_foreign(void)
 {
 	struct g *gp = getg();
