@@ -437,13 +437,16 @@ struct gthread *thread_self_or_main(void)
 
 /* main has begun to end (pthread_exit, or a cancellation unwound it):
  * from now on signals sent to the process are no longer sent on to it
- * but go where they land, as once main's kernel thread is gone. */
+ * but go where they land, as once main's kernel thread is gone, and
+ * sysmon stands in for the threads left (main_ended). Once. */
 void thread_main_ending(void)
 {
-	if (atomic_load(&main_g) && getg() == atomic_load(&main_g)) {
+	if (atomic_exchange(&main_ended, true))
+		return;
+	struct g *mg = atomic_load(&main_g);
+	if (mg && getg() == mg)
 		atomic_store(&main_g, NULL);
-		sig_catch_changed();
-	}
+	sig_catch_changed(); /* sysmon stands in for the threads left */
 }
 
 /* Main has ended (pthread_exit or cancellation, its stack unwound and its
@@ -456,7 +459,7 @@ __attribute__((noreturn)) void thread_main_exit(void *result)
 	bool mine = th->g && getg() == th->g;
 	/* Counted gone before a joiner can return: as with NPTL, a thread
 	 * that has joined main is never the one main leaves alone. */
-	atomic_store(&main_ended, true); /* before goexit0 has sysmon look again */
+	thread_main_ending(); /* done already, unless main_start was not used */
 	lock(&livelock);
 	main_gone = true;
 	bool last = live_threads == 0;
