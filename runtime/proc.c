@@ -2526,9 +2526,8 @@ __attribute__((noinline, cold)) static void entersyscall_sysmon(void)
 
 /* The goroutine leaves the runtime for foreign code (or a syscall): its P
  * may be retaken while it is away. */
-static inline void reentersyscall(bool foreign)
+static inline void reentersyscall(struct g *gp, bool foreign)
 {
-	struct g *gp = getg();
 	struct m *mp = gp->m;
 	struct p *pp = mp->p;
 	mp->syscallwhen = 0;
@@ -2576,7 +2575,7 @@ void runtime_leave(void)
 		if (!hs)
 			runtime_leave_preempted();
 	}
-	reentersyscall(true);
+	reentersyscall(gp, true);
 	atomic_signal_fence(memory_order_seq_cst);
 	gp->inruntime = false;
 }
@@ -2585,7 +2584,7 @@ void entersyscall(void)
 {
 	struct g *gp = getg();
 	casgstatus(gp, _Grunning, _Gsyscall);
-	reentersyscall(false);
+	reentersyscall(gp, false);
 }
 
 /* exitsyscallfast's first try, inline on every return from foreign code

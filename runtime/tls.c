@@ -431,13 +431,12 @@ void tls_start(void)
 	errno = 0;
 }
 
-/* Has pthread_cancel been called on the identity (and it is not exiting)?
- * glibc's cancelhandling bits: CANCELED 8, EXITING 16, TERMINATED 32. */
 static int cancelhandling(uintptr_t tp)
 {
 	return __atomic_load_n(&PD_FIELD(tp, OFF_CANCELHANDLING, int), __ATOMIC_ACQUIRE);
 }
 
+/* Has pthread_cancel been called on the identity (and it is not exiting)? */
 bool tls_canceled(uintptr_t tp)
 {
 	int ch = cancelhandling(tp);

@@ -98,7 +98,7 @@ static void *last(void *arg)
 static void *canceller(void *arg)
 {
 	(void)arg;
-	SPIN_UNTIL(main_waiting && detached);
+	SPIN_UNTIL(main_waiting);
 	usleep(20000); /* main is in its loop, or parked in its wait */
 	CHECK0(pthread_cancel(main_thread));
 	return NULL;
