@@ -284,6 +284,13 @@ bool goroutine_kill(struct g *gp, int sig)
 	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
 	if ((st != _Grunning && st != _Gsyscall) || !mp || mp->curg != gp)
 		return fresh && !blocked;
+	/* gp's M is the calling thread, in the scheduler on its way into gp
+	 * (execute: the signal landed before gogo): gp finds it pending as
+	 * it leaves the runtime. A tgkill would come straight back here, to
+	 * the scheduler, and again after every return from the handler. */
+	struct g *me = getg();
+	if (me && me != gp && me->m == mp)
+		return false;
 	if (blocked && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
 		return false; /* blocked: it stays the goroutine's, wherever it runs
 		               * next, unless its system call takes it (sigwait,
@@ -495,19 +502,11 @@ static bool g_takes(struct g *gp, uint64_t bit, uint32_t st)
 	return !(gp->sigmask & bit) || (st == _Gsyscall && (atomic_load(&gp->callopen) & bit));
 }
 
-/* The chosen goroutine gets sig: its siginfo kept if it is main's. One
- * whose M is this thread (execute has chosen it, the mask not yet its
- * own) finds it pending when it next leaves the runtime: a tgkill here
- * would come back to this thread, in the scheduler. */
+/* The chosen goroutine gets sig: its siginfo kept if it is main's. */
 static void sig_give(struct g *gp, int sig, const siginfo_t *si)
 {
 	if (gp == atomic_load(&main_g))
 		main_info_put(sig, si);
-	struct g *me = getg();
-	if (me && me->m && __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE) == me->m) {
-		atomic_fetch_or(&gp->sigpending, SIGBIT(sig));
-		return;
-	}
 	if (goroutine_kill(gp, sig))
 		park_interrupt_later(gp);
 }
