@@ -29,6 +29,10 @@
  *    and tcaches are bounded by the most threads alive at once.
  *  - The runtime's own TLS slot (goshim_g) in each identity is preset to
  *    the goroutine, so getg() is right whichever identity is installed.
+ *  - On x86-64 glibc's static TLS surplus is cut to SURPLUS_KEPT bytes
+ *    before the first identity is built (shrink_static_surplus), for
+ *    every thread made afterwards, native ones too: glibc itself then
+ *    refuses a module that needs more.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -41,6 +45,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/single_threaded.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -175,6 +180,85 @@ static bool disable(const char *why)
 	return false;
 }
 
+#if defined(__x86_64__)
+/* Bytes of glibc's static TLS surplus kept for modules dlopen'ed later
+ * with initial-exec TLS (glibc's default keeps 1,664; its tunables can
+ * take it down to 288). */
+#define SURPLUS_KEPT 512
+
+/* The bytes of static TLS the modules loaded so far use: the farthest
+ * below the thread pointer a fresh identity's DTV points. */
+static size_t static_tls_used(size_t size)
+{
+	uintptr_t tp = (uintptr_t)dl_allocate_tls(NULL);
+	if (!tp)
+		return 0;
+	/* tcbhead_t.dtv points at dtv[0] (the generation); dtv[-1] holds
+	 * the length; each entry is {val, to_free}. */
+	const uintptr_t *dtv = *(const uintptr_t **)(tp + 8);
+	size_t used = 0;
+	for (size_t i = 1; i <= dtv[-2]; i++) {
+		uintptr_t val = dtv[2 * i];
+		if (val < tp && tp - val <= size - PTHREAD_SIZE && tp - val > used)
+			used = tp - val;
+	}
+	dl_deallocate_tls((void *)tp, true);
+	return used;
+}
+
+/* glibc reserves 1,664 bytes below the TLS blocks of every thread for
+ * modules dlopen'ed later with initial-exec TLS. Nothing touches them
+ * until such a module comes, but they lie between the blocks in use and
+ * the stack, so a parked thread's few frames fall on a second page. With
+ * SURPLUS_KEPT bytes instead, the TCB, the blocks and the frames of a
+ * parked pthread share one page, and every thread reserves 1 KiB less.
+ * glibc's static TLS size is read-only after start-up
+ * (_rtld_global_ro, found as the word pair _dl_get_tls_static_info
+ * returns, and checked through it afterwards). A module that needs more
+ * than is left fails to dlopen with glibc's own "cannot allocate memory
+ * in static TLS block". A program that sets glibc's tunables for the
+ * surplus (GLIBC_TUNABLES=glibc.rtld.optional_static_tls=... or
+ * glibc.rtld.nns=...) keeps glibc's size. */
+static void shrink_static_surplus(void)
+{
+	const char *tunables = getenv("GLIBC_TUNABLES");
+	if (tunables && (strstr(tunables, "glibc.rtld.nns") ||
+	                 strstr(tunables, "glibc.rtld.optional_static_tls")))
+		return;
+	size_t size, align;
+	dl_get_tls_static_info(&size, &align);
+	size_t used = static_tls_used(size);
+	size_t want = PTHREAD_SIZE + ((used + SURPLUS_KEPT + align - 1) & ~(align - 1));
+	if (used == 0 || want >= size)
+		return;
+	size_t *ro = private_sym("_rtld_global_ro");
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	if (!ro || !dladdr1(ro, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym)
+		return;
+	size_t *field = NULL;
+	for (size_t i = 0; i + 1 < sym->st_size / sizeof *ro; i++) {
+		if (ro[i] == size && ro[i + 1] == align) {
+			if (field)
+				return; /* ambiguous: leave glibc alone */
+			field = &ro[i];
+		}
+	}
+	if (!field)
+		return;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	void *page = (void *)((uintptr_t)field & ~(uintptr_t)(pg - 1));
+	if (mprotect(page, pg, PROT_READ | PROT_WRITE) != 0)
+		return;
+	*field = want;
+	size_t now, now_align;
+	dl_get_tls_static_info(&now, &now_align);
+	if (now != want)
+		*field = size;
+	mprotect(page, pg, PROT_READ);
+}
+#endif
+
 /* Resolves glibc's private entry points and checks the layout this file
  * assumes against the running glibc and the running thread. */
 bool tls_init(void)
@@ -229,6 +313,14 @@ bool tls_init(void)
 	pointer_guard = *(uintptr_t *)(tp + 0x30);
 	feature_1 = *(uint32_t *)(tp + 0x48);
 #endif
+	struct libc_tls_search s = {0, 0};
+	dl_iterate_phdr(find_libc_tls, &s);
+	if (!s.data || !s.size)
+		return disable("libc's TLS block not found");
+	/* Every check has passed: identities will be built. */
+#if defined(__x86_64__)
+	shrink_static_surplus();
+#endif
 	dl_get_tls_static_info(&static_size, &static_align);
 	if (static_align < 16)
 		static_align = 16;
@@ -239,10 +331,6 @@ bool tls_init(void)
 		return disable("the static TLS size does not hold struct pthread");
 	static_size -= PTHREAD_SIZE;
 #endif
-	struct libc_tls_search s = {0, 0};
-	dl_iterate_phdr(find_libc_tls, &s);
-	if (!s.data || !s.size)
-		return disable("libc's TLS block not found");
 	libc_tls_off = (intptr_t)(s.data - tp);
 	libc_tls_size = s.size;
 	resp_off = (intptr_t)((uintptr_t)resp - tp);
