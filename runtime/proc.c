@@ -3139,6 +3139,13 @@ static int process_threads(void)
 	return atoi(p);
 }
 
+/* Are the runtime's own threads (Ms, sysmon) the only ones so far? */
+bool threads_all_runtime(void)
+{
+	int n = process_threads();
+	return n > 0 && n <= atomic_load(&nthreads_own);
+}
+
 /* Check for deadlock situation. The check is based on number of running
  * M's, if 0 -> deadlock. sched.lock held. */
 void checkdead(void)

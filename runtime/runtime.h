@@ -474,6 +474,7 @@ int64_t nanotime(void);
 int64_t nanotime_coarse(void);
 void usleep_raw(int64_t usec);
 void newm_sysmon(void);
+bool threads_all_runtime(void);
 void *sysmon_thread(void *arg);
 void minit_signalstack(void);
 void unminit_signalstack(void);

@@ -194,7 +194,8 @@ static size_t static_tls_used(size_t size)
 	if (!tp)
 		return 0;
 	/* tcbhead_t.dtv points at dtv[0] (the generation); dtv[-1] holds
-	 * the length; each entry is {val, to_free}. */
+	 * the length; each entry is {val, to_free}: in words, the length is
+	 * at [-2] and entry i's val at [2 * i]. */
 	const uintptr_t *dtv = *(const uintptr_t **)(tp + 8);
 	size_t used = 0;
 	for (size_t i = 1; i <= dtv[-2]; i++) {
@@ -204,6 +205,34 @@ static size_t static_tls_used(size_t size)
 	}
 	dl_deallocate_tls((void *)tp, true);
 	return used;
+}
+
+struct relro_search { uintptr_t page; size_t pg; bool inside; };
+
+/* Is the page inside the pages its object protects as RELRO? */
+static int page_in_relro(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct relro_search *r = arg;
+	bool mine = false;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t at = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && r->page >= (at & ~(uintptr_t)(r->pg - 1)) &&
+		    r->page < at + ph->p_memsz)
+			mine = true;
+	}
+	if (!mine)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_GNU_RELRO)
+			continue;
+		uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(r->pg - 1);
+		uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(uintptr_t)(r->pg - 1);
+		r->inside = r->page >= lo && r->page + r->pg <= hi;
+	}
+	return 1;
 }
 
 /* glibc reserves 1,664 bytes below the TLS blocks of every thread for
@@ -224,6 +253,11 @@ static void shrink_static_surplus(void)
 	const char *tunables = getenv("GLIBC_TUNABLES");
 	if (tunables && (strstr(tunables, "glibc.rtld.nns") ||
 	                 strstr(tunables, "glibc.rtld.optional_static_tls")))
+		return;
+	/* The scan and the write are not under glibc's loader lock: another
+	 * thread of the program (a constructor's) could load a module in
+	 * between, beyond the new size. */
+	if (!threads_all_runtime())
 		return;
 	size_t size, align;
 	dl_get_tls_static_info(&size, &align);
@@ -248,7 +282,11 @@ static void shrink_static_surplus(void)
 		return;
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 	void *page = (void *)((uintptr_t)field & ~(uintptr_t)(pg - 1));
-	if (mprotect(page, pg, PROT_READ | PROT_WRITE) != 0)
+	/* Only a page glibc made read-only after relocation (_dl_protect_relro),
+	 * which is what it goes back to. */
+	struct relro_search r = { (uintptr_t)page, pg, false };
+	dl_iterate_phdr(page_in_relro, &r);
+	if (!r.inside || mprotect(page, pg, PROT_READ | PROT_WRITE) != 0)
 		return;
 	*field = want;
 	size_t now, now_align;

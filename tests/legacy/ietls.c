@@ -1,5 +1,5 @@
 /* dlopen of a module with initial-exec TLS while threads exist: usage
- * "ietls small" (256 bytes of it, libietls_small) or "ietls big" (1,024,
+ * "ietls small" (480 bytes of it, libietls_small) or "ietls big" (1,024,
  * libietls_big). Prints whether the module loaded, or glibc's reason.
  * Once loaded, threads created after the dlopen each find the module's
  * TLS initialised (7 and 9 at its ends) and keep their own copy across
