@@ -149,6 +149,7 @@ static inline void sigmask_idle(struct m *mp)
 
 static void sigmask_used(void);
 static void sig_catch_sync(uint64_t newly);
+static struct g *marked_for_goroutine(const siginfo_t *si);
 
 /* pthread_sigmask of the calling goroutine, inside the runtime (so on the
  * M it runs on until it leaves). */
@@ -213,9 +214,16 @@ static void sigmask_switch(struct m *mp, struct g *gp)
 			mine &= ~set;
 			siginfo_t si;
 			struct timespec zero = {0, 0};
-			if (syscall(SYS_rt_sigtimedwait, &set, &si, &zero, sizeof set) == sig && last &&
-			    last != gp && readgstatus(last) != _Gdead)
+			if (syscall(SYS_rt_sigtimedwait, &set, &si, &zero, sizeof set) != sig)
+				continue;
+			/* One the runtime sent on to a goroutine names it. */
+			struct g *to = marked_for_goroutine(&si);
+			if (to) {
+				if (readgstatus(to) != _Gdead && goroutine_kill(to, sig))
+					park_interrupt_later(to);
+			} else if (last && last != gp && readgstatus(last) != _Gdead) {
 				atomic_fetch_or(&last->sigpending, SIGBIT(sig));
+			}
 		}
 	}
 	sigmask_apply(mp, gp->sigmask);
@@ -295,7 +303,11 @@ bool goroutine_kill(struct g *gp, int sig)
 		return false; /* blocked: it stays the goroutine's, wherever it runs
 		               * next, unless its system call takes it (sigwait,
 		               * sigsuspend) */
-	if (atomic_fetch_and(&gp->sigpending, ~bit) & bit)
+	if (!(atomic_fetch_and(&gp->sigpending, ~bit) & bit))
+		return false;
+	if (blocked)
+		tgkill_raw(mp->procid, sig); /* its sigwait takes it: no mark in the siginfo */
+	else
 		tgkill_g(gp, mp->procid, sig);
 	return false;
 }
@@ -376,8 +388,9 @@ void sigpending_deliver(uint64_t also)
  *  - The siginfo of a forwarded signal is kept (main_info, one per
  *    signal: standard signals do not queue) and handed to the handler
  *    when it runs in main. The runtime's own sending to main's M is
- *    marked (tgkill_main): a marked copy that lands where main no longer
- *    is is sent on again. */
+ *    marked (tgkill_main), and so is its sending to another goroutine's M
+ *    (tgkill_goroutine): a marked copy that lands where its goroutine no
+ *    longer is, or is not yet (execute), is sent on again. */
 _Atomic(struct g *) main_g;
 pthread_t main_pthread;
 static siginfo_t main_info[65];
@@ -436,12 +449,46 @@ static void tgkill_main(pid_t tid, int sig)
 	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
 }
 
+/* The mark of the runtime's sending a signal on to a goroutine other
+ * than main, at the M it runs on (goroutine_kill): SI_QUEUE from this
+ * process, the G as the value, and a uid made of the G's address (no
+ * sigqueue of the program carries that pair). The goroutine may have
+ * left that M by the time the signal lands: the router then sends it on
+ * again (sig_route) instead of running the handler in whatever runs
+ * there. */
+#define G_MARK_UID(gp) ((uid_t)(0x676f7368u ^ (uint32_t)(uintptr_t)(gp)))
+
+static void tgkill_goroutine(struct g *gp, pid_t tid, int sig)
+{
+	siginfo_t si;
+	siginfo_self(&si, sig, SI_QUEUE);
+	si.si_value.sival_ptr = gp;
+	si.si_uid = G_MARK_UID(gp);
+	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
+}
+
+/* The goroutine a marked signal is for, or NULL. */
+static struct g *marked_for_goroutine(const siginfo_t *si)
+{
+	struct g *gp = si->si_value.sival_ptr;
+	if (si->si_code != SI_QUEUE || si->si_pid != (pid_t)syscall(SYS_getpid) || !gp ||
+	    si->si_uid != G_MARK_UID(gp))
+		return NULL;
+	return gp;
+}
+
 static void tgkill_g(struct g *gp, pid_t tid, int sig)
 {
 	/* glibc's SIGCANCEL handler acts only on a plain tgkill (SI_TKILL);
-	 * the router never sees SIGCANCEL. */
-	if (gp == atomic_load(&main_g) && sig != SIGCANCEL_NO)
+	 * the router never sees SIGCANCEL. A signal whose handler is not
+	 * behind the router (its own runtime handler, or the program's for
+	 * one that is never routed) goes plain too. */
+	if (sig == SIGCANCEL_NO)
+		tgkill_raw(tid, sig);
+	else if (gp == atomic_load(&main_g))
 		tgkill_main(tid, sig);
+	else if (sig_router_fn && sig_handler(sig) == sig_router_fn)
+		tgkill_goroutine(gp, tid, sig);
 	else
 		tgkill_raw(tid, sig);
 }
@@ -517,7 +564,8 @@ static bool g_taker(struct g *gp, uint64_t bit, bool running)
 {
 	uint32_t st = readgstatus(gp);
 	bool live = running ? st == _Grunning || st == _Gsyscall : st == _Grunnable || st == _Gwaiting;
-	return live && g_takes(gp, bit, st);
+	/* One in goexit never takes another signal: its thread has ended. */
+	return live && !gp->exiting && g_takes(gp, bit, st);
 }
 
 /* The leader first, as the kernel asks it first, then allgs in order.
@@ -584,6 +632,18 @@ int sig_route(int sig, siginfo_t *si)
 {
 	struct g *mg = atomic_load(&main_g), *gp = getg();
 	uint64_t bit = SIGBIT(sig);
+	struct g *to = marked_for_goroutine(si);
+	if (to) {
+		if (to == gp) {
+			siginfo_self(si, sig, SI_TKILL); /* what pthread_kill gives */
+			return SIG_ROUTE_HERE;
+		}
+		/* It left the M, or has not reached it yet (execute): pending
+		 * again, its wait ended; a thread that ended takes nothing. */
+		if (readgstatus(to) != _Gdead && goroutine_kill(to, sig))
+			park_interrupt_later(to);
+		return SIG_ROUTE_SENT;
+	}
 	bool mark = marked_for_main(si);
 	if (mark && (gp == mg || !mg))
 		main_info_for(sig, si);
@@ -1108,6 +1168,10 @@ static void goentry(void *arg)
 	struct g *gp = arg;
 	switch_finish(gp);
 	runtime_leave();
+	/* A signal sent on to it before it first ran (sig_place, or its
+	 * first execute) is taken before its code runs. */
+	if (unlikely(atomic_load_explicit(&gp->sigpending, memory_order_relaxed)))
+		sigpending_deliver(0);
 	gp->startfn(gp->startarg);
 	runtime_enter();
 	goexit1();

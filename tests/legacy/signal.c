@@ -5,9 +5,11 @@
  * names: a handler runs in that thread (pthread_self), whether it is
  * computing, parked in a condvar wait, blocked in a system call, waiting
  * in sigwait or sigsuspend, or has the signal blocked until it unblocks
- * it; a signal the kernel leaves pending for a thread that blocks it
- * stays that thread's. See legacy.h for the conventions. */
+ * it, or parks and wakes all the time; a signal the kernel leaves pending
+ * for a thread that blocks it stays that thread's. See legacy.h for the
+ * conventions. */
 #include "legacy.h"
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/syscall.h>
 
@@ -395,6 +397,113 @@ static void t_sigsuspend(void)
 	CHECK0(pthread_join(t, NULL));
 }
 
+/* ------------------------------------------------------------------------
+ * pthread_kill, over and over, of a thread that parks and wakes all the
+ * time (a semaphore ping-pong with a partner): wherever each signal finds
+ * it -- computing, on its way into a wait, parked, on its way out -- the
+ * handler runs in that thread, never in another. */
+
+#define FLOOD_KILLS 3000
+static pthread_t flood_target;
+static volatile sig_atomic_t flood_hits, flood_elsewhere;
+static volatile int flood_stop;
+static sem_t flood_ping, flood_pong;
+
+static volatile sig_atomic_t flood_bad_info;
+
+static void on_flood(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (!pthread_equal(pthread_self(), flood_target))
+		flood_elsewhere = 1;
+	if (si->si_code != SI_TKILL || si->si_pid != getpid())
+		flood_bad_info = 1;
+	flood_hits = flood_hits + 1;
+}
+
+static void sem_take(sem_t *s)
+{
+	while (sem_wait(s) != 0)
+		CHECK(errno == EINTR); /* the handler ran: wait again */
+}
+
+static void *flood_player(void *arg)
+{
+	sem_t *mine = arg == NULL ? &flood_ping : &flood_pong;
+	sem_t *theirs = arg == NULL ? &flood_pong : &flood_ping;
+	while (!flood_stop) {
+		sem_take(mine);
+		CHECK(sem_post(theirs) == 0);
+	}
+	return NULL;
+}
+
+static void t_kill_flood(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_flood, .sa_flags = SA_SIGINFO };
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+	CHECK(sem_init(&flood_ping, 0, 1) == 0 && sem_init(&flood_pong, 0, 0) == 0);
+	pthread_t partner;
+	/* The partner blocks SIGUSR1 (inherited from main's mask here). */
+	sigset_t s = just(SIGUSR1), old;
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, &old));
+	CHECK0(pthread_create(&partner, NULL, flood_player, (void *)1));
+	CHECK0(pthread_sigmask(SIG_SETMASK, &old, NULL));
+	CHECK0(pthread_create(&flood_target, NULL, flood_player, NULL));
+	for (int i = 0; i < FLOOD_KILLS; i++) {
+		CHECK0(pthread_kill(flood_target, SIGUSR1));
+		if (i % 8 == 0)
+			sched_yield();
+	}
+	flood_stop = 1;
+	/* Both may be parked: one more turn each lets them see the flag. */
+	CHECK(sem_post(&flood_ping) == 0 && sem_post(&flood_pong) == 0);
+	CHECK0(pthread_join(flood_target, NULL));
+	CHECK0(pthread_join(partner, NULL));
+	if (!flood_hits)
+		FAIL("pthread_kill flood: the handler never ran");
+	if (flood_elsewhere)
+		FAIL("pthread_kill flood: a handler ran in another thread than the target");
+	if (flood_bad_info)
+		FAIL("pthread_kill flood: a handler's siginfo was not pthread_kill's (SI_TKILL, our pid)");
+	CHECK(sem_destroy(&flood_ping) == 0 && sem_destroy(&flood_pong) == 0);
+	CHECK(signal(SIGUSR1, SIG_DFL) != SIG_ERR);
+	printf("pthread_kill, %d times, of a thread parking and waking: every handler ran in it\n",
+	       FLOOD_KILLS);
+}
+
+/* pthread_kill of a thread waiting in sigwaitinfo for the signal: the
+ * wait takes it, with the siginfo of a pthread_kill (glibc's sigwaitinfo
+ * reports a tgkill's SI_TKILL as SI_USER). */
+static volatile int sw_ready;
+
+static void *info_waiter(void *arg)
+{
+	sigset_t s = just(SIGUSR2);
+	CHECK0(pthread_sigmask(SIG_BLOCK, &s, NULL));
+	sw_ready = 1;
+	siginfo_t si;
+	int sig = sigwaitinfo(&s, &si);
+	CHECK(sig == SIGUSR2);
+	printf("pthread_kill of a thread in sigwaitinfo: taken, si_code SI_USER %d, si_pid ours %d\n",
+	       si.si_code == SI_USER, si.si_pid == getpid());
+	return arg;
+}
+
+static void t_kill_sigwaitinfo(void)
+{
+	pthread_t t;
+	sw_ready = 0;
+	CHECK0(pthread_create(&t, NULL, info_waiter, NULL));
+	while (!sw_ready)
+		sched_yield();
+	usleep(20000); /* into its call, most likely */
+	CHECK0(pthread_kill(t, SIGUSR2));
+	CHECK0(pthread_join(t, NULL));
+}
+
 int main(void)
 {
 	legacy_start();
@@ -403,6 +512,8 @@ int main(void)
 	t_kill();
 	t_thread_pending();
 	t_sigsuspend();
+	t_kill_sigwaitinfo();
+	t_kill_flood();
 	printf("signal: all checks passed\n");
 	return 0;
 }
