@@ -2745,6 +2745,8 @@ void entersyscall_foreign(void)
 	struct p *pp = oldp_still_ours(gp->m);
 	if (pp)
 		atomic_store_explicit(&pp->inforeign, false, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	gp->insyscall_foreign = true;
 }
 
 /* Back from entersyscall_foreign to foreign code, without taking a P: the
@@ -2752,12 +2754,28 @@ void entersyscall_foreign(void)
 void exitsyscall_foreign(void)
 {
 	struct g *gp = getg();
+	gp->insyscall_foreign = false;
+	atomic_signal_fence(memory_order_seq_cst);
 	casgstatus(gp, _Gsyscall, _Grunning);
 	struct p *pp = oldp_still_ours(gp->m);
 	if (pp)
 		atomic_store_explicit(&pp->inforeign, true, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	gp->inruntime = false;
+}
+
+/* A cancellation unwound the calling goroutine out of a system call it
+ * made for the program (glibc's cancellation point inside sys_begin /
+ * sys_end: SYSCALL_CANCEL saw a pending cancel, or SIGCANCEL came in the
+ * call): back to foreign code, as sys_end would have left it. Called
+ * where the unwind lands (thread_main, main_start). */
+void syscall_unwound(void)
+{
+	struct g *gp = getg();
+	if (readgstatus(gp) != _Gsyscall)
+		return;
+	atomic_store(&gp->callopen, 0);
+	exitsyscall_foreign();
 }
 
 void exitsyscall(void)

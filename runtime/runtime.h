@@ -191,6 +191,10 @@ struct g {
 	struct coro *corog;      /* the coro this goroutine runs (corostart) */
 	volatile bool inruntime; /* between runtime_enter and runtime_leave: a signal
 	                          * handler's interposed call must not re-enter */
+	volatile bool insyscall_foreign; /* in a system call for the program
+	                          * (entersyscall_foreign): nothing of the
+	                          * runtime's is held, so a cancellation may
+	                          * unwind out of it (syscall_unwound) */
 	volatile uintptr_t handler_sp; /* the router's frame while a program's handler
 	                          * runs here (stale, and above the stack pointer,
 	                          * once the handler longjmp'd out) */
@@ -475,6 +479,7 @@ int64_t nanotime_coarse(void);
 void usleep_raw(int64_t usec);
 void newm_sysmon(void);
 bool threads_all_runtime(void);
+void syscall_unwound(void);
 void *sysmon_thread(void *arg);
 void minit_signalstack(void);
 void unminit_signalstack(void);

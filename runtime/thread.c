@@ -197,7 +197,9 @@ static void thread_main(void *arg)
 	} else {
 		unwound = true;
 		/* Unwound by glibc's cancellation (pthread_testcancel and the
-		 * other cancellation points act on the identity's state). */
+		 * other cancellation points act on the identity's state),
+		 * maybe out of a system call. */
+		syscall_unwound();
 		if (!th->exit_called)
 			th->result = PTHREAD_CANCELED;
 	}

@@ -69,6 +69,7 @@
 #define OFF_CANCELHANDLING (776 - PD_DELTA)
 /* cancelhandling's bits (nptl/descr.h) */
 #define CANCELSTATE_BITMASK 1 /* cancellation disabled */
+#define CANCELTYPE_BITMASK 2  /* asynchronous (also inside glibc's cancellation points) */
 #define CANCELING_BITMASK 4
 #define CANCELED_BITMASK 8
 #define EXITING_BITMASK 16
@@ -742,9 +743,18 @@ static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
 	if (!atomic_load(&gp->cancelsig) || !(ch & CANCELING_BITMASK) || (ch & CANCEL_OVER))
 		return; /* not sent for the goroutine that runs here now */
 	if (gp->inruntime) {
-		if (readgstatus(gp) == _Gsyscall)
-			mark_canceled(tp);
-		return; /* it stays pending; taken on the way out */
+		/* In a system call for the program that glibc made
+		 * asynchronously cancellable (a cancellation point), it acts
+		 * now, as NPTL's: the unwind lands where sys_end's work is
+		 * done (syscall_unwound). Elsewhere in the runtime it stays
+		 * pending and is taken on the way out. */
+		bool in_point = gp->insyscall_foreign && (ch & CANCELTYPE_BITMASK) &&
+		                !(ch & CANCELSTATE_BITMASK);
+		if (!in_point) {
+			if (readgstatus(gp) == _Gsyscall)
+				mark_canceled(tp);
+			return;
+		}
 	}
 	if (!atomic_exchange(&gp->cancelsig, false))
 		return;

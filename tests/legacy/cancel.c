@@ -5,13 +5,12 @@
  * thread in a loop that calls nothing, of one asleep in nanosleep, and of
  * one that had cancellation disabled and enables it again; and a
  * cancellation that reaches its target after it moved on cancels nobody
- * else. Deferred cancellation of threads blocked in system calls that are
- * cancellation points (fcntl F_OFD_SETLKW on a lock that another open file
- * description holds for 100 ms more, pause): under LD_PRELOAD such a
- * call, which cannot park, acts on the cancel when it returns (fcntl) or
- * is interrupted (pause). (Not waitpid: forking a threaded program trips
- * qemu-user's assertions in the aarch64 run.) See legacy.h for the
- * conventions. */
+ * else. Deferred cancellation of threads in system calls that are
+ * cancellation points and cannot park (fcntl F_OFD_SETLKW on a lock that
+ * another open file description holds until the thread has ended, pause):
+ * the call ends at once, and a cancel that came before the call acts as
+ * it begins. (Not waitpid: forking a threaded program trips qemu-user's
+ * assertions in the aarch64 run.) See legacy.h for the conventions. */
 #include <semaphore.h>
 #include <fcntl.h>
 
@@ -186,13 +185,23 @@ static void *lock_waiter(void *arg)
 	return (void *)1;
 }
 
-/* Lets the lock go 100 ms after the cancel. */
-static void *lock_releaser(void *arg)
+/* A thread cancelled while it computes, before it reaches fcntl: the
+ * cancellation point acts as the call begins. */
+static _Atomic int cancel_sent;
+
+static void *late_lock_waiter(void *arg)
 {
 	(void)arg;
-	sleep_ms(100);
-	CHECK(close(holder_fd) == 0);
-	return NULL;
+	int fd = open(lock_path, O_RDWR);
+	CHECK(fd >= 0);
+	pthread_cleanup_push(close_and_count, &fd);
+	in_syscall = 1;
+	while (!cancel_sent)
+		; /* no cancellation point here */
+	struct flock fl = whole_file(F_WRLCK);
+	fcntl(fd, F_OFD_SETLKW, &fl); /* would block: holder_fd's description has it */
+	pthread_cleanup_pop(0);
+	return (void *)1;
 }
 
 static void *pauser(void *arg)
@@ -219,17 +228,38 @@ static void t_syscall_cancel(void)
 		CHECK(holder_fd >= 0);
 		struct flock fl = whole_file(F_WRLCK);
 		CHECK(fcntl(holder_fd, F_OFD_SETLK, &fl) == 0);
-		pthread_t rel;
 		CHECK0(pthread_create(&t, NULL, lock_waiter, NULL));
 		SPIN_UNTIL(in_syscall);
 		sleep_ms(20); /* in fcntl by now, most likely */
-		CHECK0(pthread_create(&rel, NULL, lock_releaser, NULL));
+		/* The lock stays held until the thread has ended: the cancel
+		 * ends the call (a hang here is the failure). */
 		cancel_and_join(t);
-		CHECK0(pthread_join(rel, NULL));
+		CHECK(close(holder_fd) == 0);
+		CHECK(async_cleanups == 1);
+	}
+	printf("deferred: a thread waiting for a lock in fcntl cancelled in the call, cleanup ran\n");
+
+	for (int round = 0; round < 4; round++) {
+		async_cleanups = 0;
+		in_syscall = 0;
+		cancel_sent = 0;
+		holder_fd = open(lock_path, O_RDWR);
+		CHECK(holder_fd >= 0);
+		struct flock fl = whole_file(F_WRLCK);
+		CHECK(fcntl(holder_fd, F_OFD_SETLK, &fl) == 0);
+		CHECK0(pthread_create(&t, NULL, late_lock_waiter, NULL));
+		SPIN_UNTIL(in_syscall);
+		CHECK0(pthread_cancel(t));
+		cancel_sent = 1;
+		void *ret;
+		CHECK0(pthread_join(t, &ret));
+		CHECK(ret == PTHREAD_CANCELED);
+		CHECK(close(holder_fd) == 0);
 		CHECK(async_cleanups == 1);
 	}
 	CHECK(unlink(lock_path) == 0);
-	printf("deferred: a thread waiting for a lock in fcntl cancelled, cleanup ran\n");
+	printf("deferred: a thread cancelled before it calls fcntl is cancelled as the call "
+	       "begins, cleanup ran\n");
 
 	for (int round = 0; round < 10; round++) {
 		async_cleanups = 0;
