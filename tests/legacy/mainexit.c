@@ -1,6 +1,8 @@
-/* main ends before the process does, four ways (argv[1]):
+/* main ends before the process does, six ways (argv[1]):
  *   exit    main calls pthread_exit with a value
  *   cancel  another thread cancels main, parked in pthread_cond_wait
+ *   syscall another thread cancels main, waiting in fcntl for a file lock
+ *           (a cancellation point run as a system call)
  *   async   another thread cancels main, asynchronous type, in a busy loop
  *   detach  another thread detaches main, which then calls pthread_exit
  *   term    main calls pthread_exit, and SIGTERM comes later (see term())
@@ -19,6 +21,7 @@
  * conventions. */
 #include "legacy.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 
@@ -196,6 +199,27 @@ int main(int argc, char **argv)
 		for (;;)
 			pthread_cond_wait(&never, &m);
 		pthread_cleanup_pop(0);
+	} else if (strcmp(how, "syscall") == 0) {
+		/* A cancellation point that cannot park: a wait for a file
+		 * lock that another open file description of the file holds
+		 * for good. */
+		char path[] = "/tmp/goshim-mainexit-XXXXXX", again[64];
+		int holder = mkstemp(path);
+		CHECK(holder >= 0);
+		snprintf(again, sizeof again, "/proc/self/fd/%d", holder);
+		int fd = open(again, O_RDWR);
+		CHECK(fd >= 0);
+		CHECK(unlink(path) == 0);
+		struct flock fl;
+		memset(&fl, 0, sizeof fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		CHECK(fcntl(holder, F_OFD_SETLK, &fl) == 0);
+		CHECK0(pthread_create(&t, NULL, canceller, NULL));
+		CHECK0(pthread_detach(t));
+		main_waiting = 1;
+		fcntl(fd, F_OFD_SETLKW, &fl);
+		FAIL("fcntl returned in main");
 	} else if (strcmp(how, "async") == 0) {
 		CHECK0(pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL));
 		CHECK0(pthread_create(&t, NULL, canceller, NULL));
