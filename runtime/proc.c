@@ -3257,12 +3257,16 @@ void checkdead(void)
 	if (sig_handlers_installed())
 		return;
 	int grunning = 0;
+	bool pthreads = false;
+	struct g *mg = atomic_load(&main_g);
 	for (struct g *gp = __atomic_load_n(&allgs, __ATOMIC_ACQUIRE); gp; gp = gp->alllink) {
 		if (gp->system)
 			continue;
 		switch (readgstatus(gp)) {
 		case _Gwaiting:
 			grunning++;
+			if (gp->thread || (mg && gp == mg))
+				pthreads = true;
 			break;
 		case _Grunnable:
 		case _Grunning:
@@ -3276,6 +3280,13 @@ void checkdead(void)
 	}
 	if (grunning == 0) /* possible if main goroutine calls runtime·Goexit() */
 		fatal("no goroutines (main called runtime.Goexit) - deadlock!");
+	/* Not in Go. A thread of the program waiting for ever (a pthread
+	 * wait nobody will end) waits so natively, until a signal from
+	 * outside ends the process: so does it here, the Ms asleep and
+	 * sysmon letting such signals through. Only goroutines of the API
+	 * get Go's verdict. */
+	if (pthreads)
+		return;
 	fatal("all goroutines are asleep - deadlock!");
 }
 

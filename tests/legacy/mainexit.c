@@ -1,4 +1,4 @@
-/* main ends before the process does, six ways (argv[1]):
+/* main ends before the process does, five ways, or never (argv[1]):
  *   exit    main calls pthread_exit with a value
  *   cancel  another thread cancels main, parked in pthread_cond_wait
  *   syscall another thread cancels main, waiting in fcntl for a file lock
@@ -6,6 +6,7 @@
  *   async   another thread cancels main, asynchronous type, in a busy loop
  *   detach  another thread detaches main, which then calls pthread_exit
  *   term    main calls pthread_exit, and SIGTERM comes later (see term())
+ *   stuck   every thread waits for ever, and SIGTERM comes (see stuck())
  * Each time, as with NPTL: main's cleanup handlers run as its stack
  * unwinds, then its keys' destructors (not its thread_local destructors:
  * the thread that calls exit runs its own, and a thread that has joined
@@ -158,12 +159,40 @@ static void term(void)
 	pthread_exit(NULL);
 }
 
+/* stuck: every thread waits for ever on a condvar nobody signals, main
+ * in pthread_join of it; tests/legacy/mainexit.sh then sends SIGTERM from
+ * outside, whose default action ends the process (exit status 143).
+ * Natively the process waits until then; under libgoshim it must too,
+ * where Go would call it a deadlock. */
+static pthread_mutex_t stuck_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stuck_c = PTHREAD_COND_INITIALIZER;
+
+static void *stuck_waiter(void *arg)
+{
+	CHECK0(pthread_mutex_lock(&stuck_m));
+	for (;;)
+		CHECK0(pthread_cond_wait(&stuck_c, &stuck_m));
+	return arg;
+}
+
+static void stuck(void)
+{
+	pthread_t t;
+	CHECK0(pthread_create(&t, NULL, stuck_waiter, NULL));
+	printf("every thread waits for ever\n");
+	fflush(stdout);
+	pthread_join(t, NULL);
+	FAIL("the join of a thread that waits for ever returned");
+}
+
 int main(int argc, char **argv)
 {
 	legacy_start();
 	const char *how = argc > 1 ? argv[1] : "exit";
 	if (strcmp(how, "term") == 0)
 		term();
+	if (strcmp(how, "stuck") == 0)
+		stuck();
 	main_thread = pthread_self();
 	CHECK0(atexit(at_exit));
 	CHECK0(pthread_key_create(&key, key_destructor));

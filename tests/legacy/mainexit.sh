@@ -14,20 +14,23 @@ done
 
 # term: once main has ended, SIGTERM from outside ends the process by its
 # default action (status 143) while the thread left waits on a pipe, after
-# blocking an unrelated signal. (Under qemu-user the signal would go to the
-# emulator: native runs only.)
+# blocking an unrelated signal. stuck: every thread, main too, waits for
+# ever on a condvar or a join; the process waits as natively (Go would
+# call it a deadlock) until SIGTERM ends it. (Under qemu-user the signal
+# would go to the emulator: native runs only.)
 [ -n "${GOSHIM_SANITIZER:-}" ] && exit 0
 [ -n "${TEST_EMULATOR:-}" ] && exit 0
 lib=${GOSHIM_LIB:?GOSHIM_LIB not set}
 out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT
-term_run() { # env assignments for a preloaded run, or nothing
-  if [ $# -eq 0 ]; then "$prog" term > "$out" 2>&1 &
-  else env "$@" LD_PRELOAD="$lib" "$prog" term > "$out" 2>&1 &
+term_run() { # mode, the line it prints once it waits, env assignments for a preloaded run
+  mode=$1 ready=$2; shift 2
+  if [ $# -eq 0 ]; then "$prog" "$mode" > "$out" 2>&1 &
+  else env "$@" LD_PRELOAD="$lib" "$prog" "$mode" > "$out" 2>&1 &
   fi
   pid=$!
   i=0
-  until grep -q '^main ended; one thread waits$' "$out"; do
+  until grep -q "^$ready\$" "$out"; do
     i=$((i + 1)); [ "$i" -le 600 ] || break; sleep 0.05
   done
   sleep 0.2 # main's goroutine is gone by now
@@ -42,12 +45,18 @@ term_run() { # env assignments for a preloaded run, or nothing
   done
   wait "$pid"
 }
-echo "--- main ends, then SIGTERM"
-term_run; native=$?
-[ "$native" -eq 143 ] || { cat "$out"; echo "FAIL: native exit $native, want 143"; exit 1; }
-for procs in 1 2; do
-  term_run GOMAXPROCS=$procs; status=$?
-  [ "$status" -eq 143 ] || { cat "$out"; echo "FAIL: GOMAXPROCS=$procs: exit $status, native 143"; exit 1; }
-  echo "GOMAXPROCS=$procs: SIGTERM after main ended: exit 143, as native"
+for mode in term stuck; do
+  case $mode in
+    term) ready='main ended; one thread waits' what='after main ended' ;;
+    stuck) ready='every thread waits for ever' what='with every thread waiting for ever' ;;
+  esac
+  echo "--- $mode: SIGTERM $what"
+  term_run $mode "$ready"; native=$?
+  [ "$native" -eq 143 ] || { cat "$out"; echo "FAIL: native exit $native, want 143"; exit 1; }
+  for procs in 1 2; do
+    term_run $mode "$ready" GOMAXPROCS=$procs; status=$?
+    [ "$status" -eq 143 ] || { cat "$out"; echo "FAIL: GOMAXPROCS=$procs: exit $status, native 143"; exit 1; }
+    echo "GOMAXPROCS=$procs: SIGTERM $what: exit 143, as native"
+  done
 done
 exit 0
