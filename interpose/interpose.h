@@ -256,6 +256,25 @@ static inline void interpose_run_handlers(void)
 struct g *sys_begin(void);
 void sys_end(struct g *gp);
 
+/* A sys_begin/sys_end pair as a scope: if a cancellation unwinds out of
+ * the call (glibc's cancellation point saw a pending cancel, or SIGCANCEL
+ * came during it), the unwinder runs sys_call_unwound as it leaves the
+ * scope, before the program's cleanup handlers, which may call into the
+ * runtime (this library is built with -fexceptions for it). */
+struct sys_call {
+	struct g *gp;
+	bool done;
+};
+
+static inline void sys_call_unwound(struct sys_call *c)
+{
+	if (c->gp && !c->done)
+		syscall_unwound();
+}
+
+#define SYS_CALL_SCOPE(name) \
+	struct sys_call name __attribute__((cleanup(sys_call_unwound))) = { sys_begin(), false }
+
 /* An absolute timeout on clock c as a nanotime deadline: 0 with *err set
  * (EINVAL for a bad tv_nsec or clock). A deadline in the past is 1 (the
  * wait times out at once after trying). */

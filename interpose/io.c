@@ -288,9 +288,10 @@ void sys_end(struct g *gp)
 
 #define BLOCKING(expr)                                                                     \
 	({                                                                                 \
-		struct g *gp_ = sys_begin();                                               \
+		SYS_CALL_SCOPE(sc_);                                                       \
 		__typeof__(expr) r_ = (expr);                                              \
-		sys_end(gp_);                                                              \
+		sc_.done = true;                                                           \
+		sys_end(sc_.gp);                                                           \
 		r_;                                                                        \
 	})
 
@@ -324,9 +325,11 @@ static void sigcall_end(struct g *gp)
 
 #define SIGCALL(take, expr)                                                                \
 	({                                                                                 \
-		struct g *gp_ = sigcall_begin(take);                                       \
+		struct sys_call sc_ __attribute__((cleanup(sys_call_unwound))) = {         \
+			sigcall_begin(take), false };                                      \
 		__typeof__(expr) r_ = (expr);                                              \
-		sigcall_end(gp_);                                                          \
+		sc_.done = true;                                                           \
+		sigcall_end(sc_.gp);                                                       \
 		r_;                                                                        \
 	})
 

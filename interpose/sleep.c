@@ -73,9 +73,10 @@ static bool sleeps_here(void)
  * may not be entered here: then just glibc's). */
 static int kernel_sleep(clockid_t c, int flags, const struct timespec *req, struct timespec *rem)
 {
-	struct g *gp = sys_begin();
+	SYS_CALL_SCOPE(sc);
 	int r = sleep_real.clock_nanosleep(c, flags, req, rem);
-	sys_end(gp);
+	sc.done = true;
+	sys_end(sc.gp);
 	return r;
 }
 

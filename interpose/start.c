@@ -238,8 +238,8 @@ static int main_start(int argc, char **argv, char **envp)
 	struct gthread *th = thread_self_or_main();
 	if (th)
 		mutex_owner_died(th);
-	interpose_enter();
 	sigmask_resync(); /* unwound from a signal handler, the kernel's may differ */
+	interpose_enter();
 	thread_main_exit(result);
 }
 

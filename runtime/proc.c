@@ -2764,11 +2764,13 @@ void exitsyscall_foreign(void)
 	gp->inruntime = false;
 }
 
-/* A cancellation unwound the calling goroutine out of a system call it
- * made for the program (glibc's cancellation point inside sys_begin /
+/* A cancellation is unwinding the calling goroutine out of a system call
+ * it made for the program (glibc's cancellation point inside sys_begin /
  * sys_end: SYSCALL_CANCEL saw a pending cancel, or SIGCANCEL came in the
- * call): back to foreign code, as sys_end would have left it. Called
- * where the unwind lands (thread_main, main_start). */
+ * call): back to foreign code, as sys_end would have left it, before the
+ * program's cleanup handlers run. Called by the wrapper's scope as the
+ * unwind leaves it (interpose.h: SYS_CALL_SCOPE), and where the unwind
+ * lands (thread_main, main_start) for any other way out. */
 void syscall_unwound(void)
 {
 	struct g *gp = getg();

@@ -207,9 +207,11 @@ static void thread_main(void *arg)
 	tls_exit();
 	if (th->robust)
 		thread_robust_exit(th);
-	runtime_enter();
+	/* Unwound from a signal handler, the kernel's mask may differ: put
+	 * right on this M before runtime_enter may move the goroutine on. */
 	if (unwound)
-		sigmask_resync(); /* from a signal handler, the kernel's may differ */
+		sigmask_resync();
+	runtime_enter();
 	lock(&livelock);
 	bool last = --live_threads == 0 && main_gone;
 	unlock(&livelock);

@@ -688,11 +688,13 @@ static void setxid_on_own_identity(int sig, siginfo_t *si, void *uc)
  * reaches an M after its goroutine moved on cancels nobody else, and only
  * outside the runtime: inside, the goroutine keeps the signal pending and
  * takes it on its way out (interpose_leave, sys_end). One in a system call
- * with its P handed off is inside glibc's cancellable wrapper, whose type
- * is asynchronous for the call: it is marked CANCELED now, as glibc's
- * handler would mark it, since that wrapper waits on a futex after the
- * call while a cancel is CANCELING but not CANCELED; it is unwound once it
- * has left the call. */
+ * made for the program (sys_begin) inside glibc's cancellable wrapper,
+ * whose type is asynchronous for the call, is unwound now by glibc's
+ * handler, as NPTL's would be; the wrapper's scope leaves the system call
+ * as the unwind passes it (SYS_CALL_SCOPE). One in any other system call
+ * is marked CANCELED now, as glibc's handler would mark it (glibc's
+ * wrapper waits on a futex after the call while a cancel is CANCELING but
+ * not CANCELED), and unwound once it has left the call. */
 #define CANCEL_OVER (EXITING_BITMASK | TERMINATED_BITMASK)
 
 static void (*glibc_sigcancel_handler)(int, siginfo_t *, void *);
@@ -745,9 +747,9 @@ static void sigcancel_on_goroutine(int sig, siginfo_t *si, void *uc)
 	if (gp->inruntime) {
 		/* In a system call for the program that glibc made
 		 * asynchronously cancellable (a cancellation point), it acts
-		 * now, as NPTL's: the unwind lands where sys_end's work is
-		 * done (syscall_unwound). Elsewhere in the runtime it stays
-		 * pending and is taken on the way out. */
+		 * now, as NPTL's: the unwind does sys_end's work as it leaves
+		 * the wrapper (SYS_CALL_SCOPE). Elsewhere in the runtime it
+		 * stays pending and is taken on the way out. */
 		bool in_point = gp->insyscall_foreign && (ch & CANCELTYPE_BITMASK) &&
 		                !(ch & CANCELSTATE_BITMASK);
 		if (!in_point) {

@@ -165,11 +165,25 @@ static struct flock whole_file(short type)
 }
 
 /* The lock may be this description's by the time the cancel acts: the
- * close lets it go. */
+ * close lets it go. The handler then waits for a mutex that the
+ * canceller holds a while, as a cleanup handler may. */
+static pthread_mutex_t cleanup_m = PTHREAD_MUTEX_INITIALIZER;
+
 static void close_and_count(void *fd)
 {
 	close(*(int *)fd);
+	CHECK0(pthread_mutex_lock(&cleanup_m));
 	async_cleanups++;
+	CHECK0(pthread_mutex_unlock(&cleanup_m));
+}
+
+/* pthread_cancel, with cleanup_m held for 20 ms from then on. */
+static void cancel_holding(pthread_t t)
+{
+	CHECK0(pthread_mutex_lock(&cleanup_m));
+	CHECK0(pthread_cancel(t));
+	sleep_ms(20);
+	CHECK0(pthread_mutex_unlock(&cleanup_m));
 }
 
 static void *lock_waiter(void *arg)
@@ -233,7 +247,10 @@ static void t_syscall_cancel(void)
 		sleep_ms(20); /* in fcntl by now, most likely */
 		/* The lock stays held until the thread has ended: the cancel
 		 * ends the call (a hang here is the failure). */
-		cancel_and_join(t);
+		cancel_holding(t);
+		void *ret;
+		CHECK0(pthread_join(t, &ret));
+		CHECK(ret == PTHREAD_CANCELED);
 		CHECK(close(holder_fd) == 0);
 		CHECK(async_cleanups == 1);
 	}
@@ -249,8 +266,11 @@ static void t_syscall_cancel(void)
 		CHECK(fcntl(holder_fd, F_OFD_SETLK, &fl) == 0);
 		CHECK0(pthread_create(&t, NULL, late_lock_waiter, NULL));
 		SPIN_UNTIL(in_syscall);
+		CHECK0(pthread_mutex_lock(&cleanup_m));
 		CHECK0(pthread_cancel(t));
 		cancel_sent = 1;
+		sleep_ms(20);
+		CHECK0(pthread_mutex_unlock(&cleanup_m));
 		void *ret;
 		CHECK0(pthread_join(t, &ret));
 		CHECK(ret == PTHREAD_CANCELED);
