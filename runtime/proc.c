@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,7 +150,7 @@ static inline void sigmask_idle(struct m *mp)
 
 static void sigmask_used(void);
 static void sig_catch_sync(uint64_t newly);
-static struct g *marked_for_goroutine(const siginfo_t *si);
+static bool marked_for_goroutine(const siginfo_t *si, struct g **to);
 
 /* pthread_sigmask of the calling goroutine, inside the runtime (so on the
  * M it runs on until it leaves). */
@@ -217,9 +218,9 @@ static void sigmask_switch(struct m *mp, struct g *gp)
 			if (syscall(SYS_rt_sigtimedwait, &set, &si, &zero, sizeof set) != sig)
 				continue;
 			/* One the runtime sent on to a goroutine names it. */
-			struct g *to = marked_for_goroutine(&si);
-			if (to) {
-				if (readgstatus(to) != _Gdead && goroutine_kill(to, sig))
+			struct g *to;
+			if (marked_for_goroutine(&si, &to)) {
+				if (to && goroutine_kill(to, sig))
 					park_interrupt_later(to);
 			} else if (last && last != gp && readgstatus(last) != _Gdead) {
 				atomic_fetch_or(&last->sigpending, SIGBIT(sig));
@@ -451,30 +452,56 @@ static void tgkill_main(pid_t tid, int sig)
 
 /* The mark of the runtime's sending a signal on to a goroutine other
  * than main, at the M it runs on (goroutine_kill): SI_QUEUE from this
- * process, the G as the value, and a uid made of the G's address (no
- * sigqueue of the program carries that pair). The goroutine may have
- * left that M by the time the signal lands: the router then sends it on
- * again (sig_route) instead of running the handler in whatever runs
- * there. */
-#define G_MARK_UID(gp) ((uid_t)(0x676f7368u ^ (uint32_t)(uintptr_t)(gp)))
+ * process, the G's address and the low bits of its goid as the value,
+ * and as the uid the address mixed with a secret of the process (another
+ * process may sigqueue us anything: the router dereferences only what
+ * carries the secret, and the goid tells a G reused by a later thread).
+ * The goroutine may have left that M by the time the signal lands: the
+ * router then sends it on again (sig_route) instead of running the
+ * handler in whatever runs there. */
+#define G_ADDR_BITS 48
+static uint32_t g_mark_secret;
 
-static void tgkill_goroutine(struct g *gp, pid_t tid, int sig)
+static uid_t g_mark_uid(uintptr_t addr)
 {
-	siginfo_t si;
-	siginfo_self(&si, sig, SI_QUEUE);
-	si.si_value.sival_ptr = gp;
-	si.si_uid = G_MARK_UID(gp);
-	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
+	return (uid_t)(g_mark_secret ^ (uint32_t)addr ^ (uint32_t)(addr >> 32));
 }
 
-/* The goroutine a marked signal is for, or NULL. */
-static struct g *marked_for_goroutine(const siginfo_t *si)
+static void g_mark_init(void)
 {
-	struct g *gp = si->si_value.sival_ptr;
-	if (si->si_code != SI_QUEUE || si->si_pid != (pid_t)syscall(SYS_getpid) || !gp ||
-	    si->si_uid != G_MARK_UID(gp))
-		return NULL;
-	return gp;
+	uint32_t r = 0;
+	if (syscall(SYS_getrandom, &r, sizeof r, GRND_NONBLOCK) != (long)sizeof r)
+		r = (uint32_t)nanotime() ^ (uint32_t)(uintptr_t)&r;
+	g_mark_secret = r;
+}
+
+/* False when the G cannot carry the mark: the caller sends a plain one. */
+static bool tgkill_goroutine(struct g *gp, pid_t tid, int sig)
+{
+	uintptr_t addr = (uintptr_t)gp;
+	if (addr >> G_ADDR_BITS)
+		return false;
+	siginfo_t si;
+	siginfo_self(&si, sig, SI_QUEUE);
+	si.si_value.sival_ptr = (void *)(addr | ((uintptr_t)(uint16_t)gp->goid << G_ADDR_BITS));
+	si.si_uid = g_mark_uid(addr);
+	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
+	return true;
+}
+
+/* Does si carry the mark? Then *to is the goroutine it is for, or NULL
+ * when that thread has ended (its G dead, or reused by a later one). */
+static bool marked_for_goroutine(const siginfo_t *si, struct g **to)
+{
+	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
+	uintptr_t addr = v & (((uintptr_t)1 << G_ADDR_BITS) - 1);
+	if (si->si_code != SI_QUEUE || si->si_pid != (pid_t)syscall(SYS_getpid) || !addr ||
+	    si->si_uid != g_mark_uid(addr))
+		return false;
+	struct g *gp = (struct g *)addr;
+	bool same = (uint16_t)gp->goid == (uint16_t)(v >> G_ADDR_BITS) && readgstatus(gp) != _Gdead;
+	*to = same ? gp : NULL;
+	return true;
 }
 
 static void tgkill_g(struct g *gp, pid_t tid, int sig)
@@ -487,9 +514,7 @@ static void tgkill_g(struct g *gp, pid_t tid, int sig)
 		tgkill_raw(tid, sig);
 	else if (gp == atomic_load(&main_g))
 		tgkill_main(tid, sig);
-	else if (sig_router_fn && sig_handler(sig) == sig_router_fn)
-		tgkill_goroutine(gp, tid, sig);
-	else
+	else if (!sig_router_fn || sig_handler(sig) != sig_router_fn || !tgkill_goroutine(gp, tid, sig))
 		tgkill_raw(tid, sig);
 }
 
@@ -632,15 +657,15 @@ int sig_route(int sig, siginfo_t *si)
 {
 	struct g *mg = atomic_load(&main_g), *gp = getg();
 	uint64_t bit = SIGBIT(sig);
-	struct g *to = marked_for_goroutine(si);
-	if (to) {
+	struct g *to;
+	if (marked_for_goroutine(si, &to)) {
 		if (to == gp) {
 			siginfo_self(si, sig, SI_TKILL); /* what pthread_kill gives */
 			return SIG_ROUTE_HERE;
 		}
 		/* It left the M, or has not reached it yet (execute): pending
 		 * again, its wait ended; a thread that ended takes nothing. */
-		if (readgstatus(to) != _Gdead && goroutine_kill(to, sig))
+		if (to && goroutine_kill(to, sig))
 			park_interrupt_later(to);
 		return SIG_ROUTE_SENT;
 	}
@@ -3467,6 +3492,7 @@ void schedinit(void)
 	}
 	goshim_arch_init();
 	parse_env();
+	g_mark_init();
 	stack_init();
 	sched.maxmcount = 10000;
 	sched.starttime = nanotime();
