@@ -1040,17 +1040,38 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 	return accept_common(fd, addr, addrlen, flags);
 }
 
+/* What connect_in_kernel must undo, if a cancel unwinds out of it too:
+ * the description's flags, and the caller's reference. */
+struct kernel_connect {
+	int fd;
+	long fl;
+	struct pollDesc *pd;
+	bool done;
+};
+
+static void kernel_connect_unwound(struct kernel_connect *k)
+{
+	if (k->done)
+		return;
+	syscall(SYS_fcntl, k->fd, F_SETFL, k->fl);
+	pd_release(k->pd);
+}
+
 /* A blocking connect in the kernel, the description made blocking for
  * the call: an AF_UNIX connect to a full backlog waits there (honouring
  * SO_SNDTIMEO) instead of failing with EAGAIN. */
-static int connect_in_kernel(int fd, const struct sockaddr *addr, socklen_t len)
+static int connect_in_kernel(struct pollDesc *pd, int fd, const struct sockaddr *addr,
+                             socklen_t len)
 {
 	long fl = syscall(SYS_fcntl, fd, F_GETFL);
 	if (fl < 0)
 		return -1;
 	syscall(SYS_fcntl, fd, F_SETFL, fl & ~O_NONBLOCK);
+	struct kernel_connect k __attribute__((cleanup(kernel_connect_unwound))) = {
+		fd, fl, pd, false };
 	int r = BLOCKING(io_real.connect(fd, addr, len));
 	int e = errno;
+	k.done = true;
 	syscall(SYS_fcntl, fd, F_SETFL, fl);
 	errno = e;
 	return r;
@@ -1073,7 +1094,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	    (errno != EINPROGRESS && errno != EAGAIN))
 		return (int)io_release_done(pd, r, saved);
 	if (errno == EAGAIN)
-		return (int)io_release_done(pd, connect_in_kernel(fd, addr, len), saved);
+		return (int)io_release_done(pd, connect_in_kernel(pd, fd, addr, len), saved);
 	int64_t deadline = send_deadline(pd);
 	for (;;) {
 		uint32_t seen = pd_seq(pd, POLL_W);
@@ -1602,12 +1623,13 @@ static int poll_common(struct pollfd *fds, nfds_t n, int64_t deadline, bool fore
 		struct poll_args a = {fds, n};
 		r = wait_any(fdv, modes, (int)n, forever ? 0 : deadline, check_poll, &a);
 	}
-	if (r == WAIT_IN_KERNEL)
-		r = BLOCKING(kernel(fds, n, karg));
+	/* Freed before a wait in the kernel, which a cancel may unwind. */
 	if (fdv != small_fd) {
 		free(fdv);
 		free(modes);
 	}
+	if (r == WAIT_IN_KERNEL)
+		r = BLOCKING(kernel(fds, n, karg));
 	return (int)r;
 }
 
