@@ -177,45 +177,53 @@ static void close_and_count(void *fd)
 	CHECK0(pthread_mutex_unlock(&cleanup_m));
 }
 
-/* pthread_cancel, with cleanup_m held for 20 ms from then on. */
-static void cancel_holding(pthread_t t)
-{
-	CHECK0(pthread_mutex_lock(&cleanup_m));
-	CHECK0(pthread_cancel(t));
-	sleep_ms(20);
-	CHECK0(pthread_mutex_unlock(&cleanup_m));
-}
+/* A thread waiting for the lock in fcntl. With a non-NULL arg it first
+ * computes until the cancel has been sent, so that the cancellation
+ * point acts as the call begins. */
+static _Atomic int cancel_sent;
 
-static void *lock_waiter(void *arg)
+static void *lock_waiter(void *late)
 {
-	(void)arg;
 	int fd = open(lock_path, O_RDWR);
 	CHECK(fd >= 0);
 	pthread_cleanup_push(close_and_count, &fd);
 	in_syscall = 1;
+	while (late && !cancel_sent)
+		; /* no cancellation point here */
 	struct flock fl = whole_file(F_WRLCK);
 	fcntl(fd, F_OFD_SETLKW, &fl); /* blocks: holder_fd's description has it */
 	pthread_cleanup_pop(0);
 	return (void *)1;
 }
 
-/* A thread cancelled while it computes, before it reaches fcntl: the
- * cancellation point acts as the call begins. */
-static _Atomic int cancel_sent;
-
-static void *late_lock_waiter(void *arg)
+/* One round: lock_waiter(late) is cancelled, with cleanup_m held for
+ * 20 ms from then on, and ends cancelled with its cleanup run. The lock
+ * stays held until the thread has ended: the cancel must end the call
+ * (a hang here is the failure). */
+static void lock_round(void *late)
 {
-	(void)arg;
-	int fd = open(lock_path, O_RDWR);
-	CHECK(fd >= 0);
-	pthread_cleanup_push(close_and_count, &fd);
-	in_syscall = 1;
-	while (!cancel_sent)
-		; /* no cancellation point here */
+	async_cleanups = 0;
+	in_syscall = 0;
+	cancel_sent = 0;
+	holder_fd = open(lock_path, O_RDWR);
+	CHECK(holder_fd >= 0);
 	struct flock fl = whole_file(F_WRLCK);
-	fcntl(fd, F_OFD_SETLKW, &fl); /* would block: holder_fd's description has it */
-	pthread_cleanup_pop(0);
-	return (void *)1;
+	CHECK(fcntl(holder_fd, F_OFD_SETLK, &fl) == 0);
+	pthread_t t;
+	CHECK0(pthread_create(&t, NULL, lock_waiter, late));
+	SPIN_UNTIL(in_syscall);
+	if (!late)
+		sleep_ms(20); /* in fcntl by now, most likely */
+	CHECK0(pthread_mutex_lock(&cleanup_m));
+	CHECK0(pthread_cancel(t));
+	cancel_sent = 1;
+	sleep_ms(20);
+	CHECK0(pthread_mutex_unlock(&cleanup_m));
+	void *ret;
+	CHECK0(pthread_join(t, &ret));
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK(close(holder_fd) == 0);
+	CHECK(async_cleanups == 1);
 }
 
 static void *pauser(void *arg)
@@ -235,48 +243,11 @@ static void t_syscall_cancel(void)
 	int tmp = mkstemp(lock_path);
 	CHECK(tmp >= 0);
 	CHECK(close(tmp) == 0);
-	for (int round = 0; round < 4; round++) {
-		async_cleanups = 0;
-		in_syscall = 0;
-		holder_fd = open(lock_path, O_RDWR);
-		CHECK(holder_fd >= 0);
-		struct flock fl = whole_file(F_WRLCK);
-		CHECK(fcntl(holder_fd, F_OFD_SETLK, &fl) == 0);
-		CHECK0(pthread_create(&t, NULL, lock_waiter, NULL));
-		SPIN_UNTIL(in_syscall);
-		sleep_ms(20); /* in fcntl by now, most likely */
-		/* The lock stays held until the thread has ended: the cancel
-		 * ends the call (a hang here is the failure). */
-		cancel_holding(t);
-		void *ret;
-		CHECK0(pthread_join(t, &ret));
-		CHECK(ret == PTHREAD_CANCELED);
-		CHECK(close(holder_fd) == 0);
-		CHECK(async_cleanups == 1);
-	}
+	for (int round = 0; round < 4; round++)
+		lock_round(NULL);
 	printf("deferred: a thread waiting for a lock in fcntl cancelled in the call, cleanup ran\n");
-
-	for (int round = 0; round < 4; round++) {
-		async_cleanups = 0;
-		in_syscall = 0;
-		cancel_sent = 0;
-		holder_fd = open(lock_path, O_RDWR);
-		CHECK(holder_fd >= 0);
-		struct flock fl = whole_file(F_WRLCK);
-		CHECK(fcntl(holder_fd, F_OFD_SETLK, &fl) == 0);
-		CHECK0(pthread_create(&t, NULL, late_lock_waiter, NULL));
-		SPIN_UNTIL(in_syscall);
-		CHECK0(pthread_mutex_lock(&cleanup_m));
-		CHECK0(pthread_cancel(t));
-		cancel_sent = 1;
-		sleep_ms(20);
-		CHECK0(pthread_mutex_unlock(&cleanup_m));
-		void *ret;
-		CHECK0(pthread_join(t, &ret));
-		CHECK(ret == PTHREAD_CANCELED);
-		CHECK(close(holder_fd) == 0);
-		CHECK(async_cleanups == 1);
-	}
+	for (int round = 0; round < 4; round++)
+		lock_round((void *)1);
 	CHECK(unlink(lock_path) == 0);
 	printf("deferred: a thread cancelled before it calls fcntl is cancelled as the call "
 	       "begins, cleanup ran\n");
