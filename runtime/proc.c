@@ -151,6 +151,7 @@ static inline void sigmask_idle(struct m *mp)
 static void sigmask_used(void);
 static void sig_catch_sync(uint64_t newly);
 static bool marked_for_goroutine(const siginfo_t *si, struct g **to);
+static void sig_missed(struct g *to, int sig);
 
 /* pthread_sigmask of the calling goroutine, inside the runtime (so on the
  * M it runs on until it leaves). */
@@ -220,8 +221,8 @@ static void sigmask_switch(struct m *mp, struct g *gp)
 			/* One the runtime sent on to a goroutine names it. */
 			struct g *to;
 			if (marked_for_goroutine(&si, &to)) {
-				if (to && goroutine_kill(to, sig))
-					park_interrupt_later(to);
+				if (to)
+					sig_missed(to, sig);
 			} else if (last && last != gp && readgstatus(last) != _Gdead) {
 				atomic_fetch_or(&last->sigpending, SIGBIT(sig));
 			}
@@ -268,6 +269,17 @@ static bool sig_discarded(int sig)
 	       (h == SIG_DFL && (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT));
 }
 
+/* The goroutine whose thread this is, from a signal handler: g, except in
+ * execute's last steps, where g is already the goroutine to run but its
+ * identity is not installed yet: the thread is still the scheduler's. */
+static struct g *g_here(void)
+{
+	struct g *gp = getg();
+	if (gp && gp->sched.tls && gp->sched.tls != goshim_arch_tls_base() && gp->m)
+		return gp->m->g0;
+	return gp;
+}
+
 /* pthread_kill of gp (no runtime entry: it may come from a signal
  * handler). True when the signal is now pending for gp (it was not) and
  * its mask lets it through: the caller may end gp's wait (park_interrupt)
@@ -297,7 +309,7 @@ bool goroutine_kill(struct g *gp, int sig)
 	 * (execute: the signal landed before gogo): gp finds it pending as
 	 * it leaves the runtime. A tgkill would come straight back here, to
 	 * the scheduler, and again after every return from the handler. */
-	struct g *me = getg();
+	struct g *me = g_here();
 	if (me && me != gp && me->m == mp)
 		return false;
 	if (blocked && !(st == _Gsyscall && (atomic_load(&gp->callopen) & bit)))
@@ -475,12 +487,18 @@ static void g_mark_init(void)
 	g_mark_secret = r;
 }
 
-/* False when the G cannot carry the mark: the caller sends a plain one. */
+/* False when the G cannot carry the mark: the caller sends a plain one.
+ * Until the signal lands in gp, it is in flight (g.siginflight): if gp
+ * leaves the M first, it takes the signal back as pending (dropg_of), so
+ * a copy kept on that M by the mask of whatever runs there next is not
+ * its only copy; whichever of the two is second finds the bit gone and
+ * is dropped. */
 static bool tgkill_goroutine(struct g *gp, pid_t tid, int sig)
 {
 	uintptr_t addr = (uintptr_t)gp;
 	if (addr >> G_ADDR_BITS)
 		return false;
+	atomic_fetch_or(&gp->siginflight, SIGBIT(sig));
 	siginfo_t si;
 	siginfo_self(&si, sig, SI_QUEUE);
 	si.si_value.sival_ptr = (void *)(addr | ((uintptr_t)(uint16_t)gp->goid << G_ADDR_BITS));
@@ -502,6 +520,18 @@ static bool marked_for_goroutine(const siginfo_t *si, struct g **to)
 	bool same = (uint16_t)gp->goid == (uint16_t)(v >> G_ADDR_BITS) && readgstatus(gp) != _Gdead;
 	*to = same ? gp : NULL;
 	return true;
+}
+
+/* A marked signal that landed where its goroutine no longer is (or is not
+ * yet: execute): pending for it again, its wait ended, unless it took the
+ * signal back already (dropg_of) or another copy delivered it. */
+static void sig_missed(struct g *to, int sig)
+{
+	uint64_t bit = SIGBIT(sig);
+	if (!(atomic_fetch_and(&to->siginflight, ~bit) & bit))
+		return;
+	if (goroutine_kill(to, sig))
+		park_interrupt_later(to);
 }
 
 static void tgkill_g(struct g *gp, pid_t tid, int sig)
@@ -655,19 +685,24 @@ uint64_t proc_pending_sigs(void)
  * the signal handler: no locks. */
 int sig_route(int sig, siginfo_t *si)
 {
-	struct g *mg = atomic_load(&main_g), *gp = getg();
+	struct g *mg = atomic_load(&main_g), *gp;
 	uint64_t bit = SIGBIT(sig);
 	struct g *to;
+	gp = g_here();
 	if (marked_for_goroutine(si, &to)) {
 		if (to == gp) {
+			/* In flight, or pending again (it left the M and came
+			 * back before this copy landed): taken now. Neither: it
+			 * was taken already. */
+			if (!(atomic_fetch_and(&gp->siginflight, ~bit) & bit) &&
+			    !(atomic_fetch_and(&gp->sigpending, ~bit) & bit))
+				return SIG_ROUTE_SENT;
 			siginfo_self(si, sig, SI_TKILL); /* what pthread_kill gives */
 			return SIG_ROUTE_HERE;
 		}
-		/* It left the M, or has not reached it yet (execute): pending
-		 * again, its wait ended; a thread that ended takes nothing. */
-		if (to && goroutine_kill(to, sig))
-			park_interrupt_later(to);
-		return SIG_ROUTE_SENT;
+		if (to)
+			sig_missed(to, sig);
+		return SIG_ROUTE_SENT; /* a thread that ended takes nothing */
 	}
 	bool mark = marked_for_main(si);
 	if (mark && (gp == mg || !mg))
@@ -1214,6 +1249,7 @@ static void newg_init(struct p *pp, struct g *curg, struct g *newg, void (*fn)(v
 	newg->parentgoid = curg->goid;
 	newg->sigmask = curg->sigmask;
 	atomic_store_explicit(&newg->sigpending, 0, memory_order_relaxed);
+	atomic_store_explicit(&newg->siginflight, 0, memory_order_relaxed);
 	atomic_store_explicit(&newg->cancelsig, false, memory_order_relaxed);
 	newg->gopc = callerpc;
 	newg->waitreason = waitReasonZero;
@@ -1313,6 +1349,10 @@ static inline void dropg_of(struct m *mp, struct g *gp)
 	gp->m = NULL;
 	mp->curg = NULL;
 	mp->lastg = gp; /* sigmask_switch: whose thread signals pending on the M are */
+	/* Signals sent to this M for gp that have not landed: gp takes them
+	 * back, pending (tgkill_goroutine). */
+	if (unlikely(atomic_load_explicit(&gp->siginflight, memory_order_relaxed)))
+		atomic_fetch_or(&gp->sigpending, atomic_exchange(&gp->siginflight, 0));
 }
 
 static void mexit(struct m *mp) __attribute__((noreturn));
@@ -3124,6 +3164,7 @@ void afterforkinchild(void)
 	mp->procid = (pid_t)syscall(SYS_gettid);
 	mp->lastg = NULL;
 	atomic_store(&me->sigpending, 0); /* a fork child starts with none pending */
+	atomic_store(&me->siginflight, 0);
 	atomic_store(&main_info_set, 0);
 	atomic_store(&main_info_busy, 0);
 	atomic_store(&proc_pending, 0); /* the parent's */

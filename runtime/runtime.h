@@ -208,6 +208,8 @@ struct g {
 	                          * while it runs (sigmask_apply); inherited by the
 	                          * goroutines it creates */
 	_Atomic uint64_t sigpending; /* pthread_kill'ed signals not yet raised on its M */
+	_Atomic uint64_t siginflight; /* sent marked to its M, not yet landed there
+	                          * (proc.c: tgkill_goroutine) */
 	_Atomic uint64_t callopen;   /* blocked signals its system call takes (sigwait's set) */
 	_Atomic bool cancelsig;      /* an asynchronous cancel sent it SIGCANCEL (tls.c) */
 	bool forking;            /* interpose/io.c: between its fork's atfork handlers */
