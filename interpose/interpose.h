@@ -268,8 +268,13 @@ struct sys_call {
 
 static inline void sys_call_unwound(struct sys_call *c)
 {
-	if (c->gp && !c->done)
+	if (c->gp && !c->done) {
+		/* Unwound out of glibc's SIGCANCEL handler without its return:
+		 * the kernel's mask is the handler's. The cleanup handlers may
+		 * park and leave this M: put it right here. */
+		sigmask_resync();
 		syscall_unwound();
+	}
 }
 
 #define SYS_CALL_SCOPE(name) \

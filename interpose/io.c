@@ -303,9 +303,8 @@ void sys_end(struct g *gp)
  * system-call state and callopen are published before the pending set
  * is read; goroutine_kill sets its bit before it reads them: one of the
  * two sees the other. */
-static struct g *sigcall_begin(uint64_t take)
+static void sigcall_begin(struct g *gp, uint64_t take)
 {
-	struct g *gp = sys_begin();
 	if (gp) {
 		atomic_store(&gp->callopen, take);
 		atomic_thread_fence(memory_order_seq_cst);
@@ -313,7 +312,6 @@ static struct g *sigcall_begin(uint64_t take)
 		if (atomic_load(&gp->sigpending))
 			sigpending_deliver(take);
 	}
-	return gp;
 }
 
 static void sigcall_end(struct g *gp)
@@ -325,8 +323,8 @@ static void sigcall_end(struct g *gp)
 
 #define SIGCALL(take, expr)                                                                \
 	({                                                                                 \
-		struct sys_call sc_ __attribute__((cleanup(sys_call_unwound))) = {         \
-			sigcall_begin(take), false };                                      \
+		SYS_CALL_SCOPE(sc_); /* before a handler run here may unwind */            \
+		sigcall_begin(sc_.gp, take);                                               \
 		__typeof__(expr) r_ = (expr);                                              \
 		sc_.done = true;                                                           \
 		sigcall_end(sc_.gp);                                                       \

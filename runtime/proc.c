@@ -152,6 +152,8 @@ static void sigmask_used(void);
 static void sig_catch_sync(uint64_t newly);
 static bool marked_for_goroutine(const siginfo_t *si, struct g **to);
 static void sig_missed(struct g *to, int sig);
+static bool sig_tracked(struct g *gp, int sig);
+static bool tgkill_goroutine(struct g *gp, pid_t tid, int sig);
 
 /* pthread_sigmask of the calling goroutine, inside the runtime (so on the
  * M it runs on until it leaves). */
@@ -318,11 +320,24 @@ bool goroutine_kill(struct g *gp, int sig)
 		               * sigsuspend) */
 	if (!(atomic_fetch_and(&gp->sigpending, ~bit) & bit))
 		return false;
-	if (blocked)
+	if (blocked) {
 		tgkill_raw(mp->procid, sig); /* its sigwait takes it: no mark in the siginfo */
-	else
+		return false;
+	}
+	if (!sig_tracked(gp, sig)) {
 		tgkill_g(gp, mp->procid, sig);
-	return false;
+		return false;
+	}
+	/* In flight from here (tgkill_goroutine). If gp left mp meanwhile,
+	 * maybe before the bit was set, take it back as pending: against
+	 * dropg_of, which clears g.m and then reads the bit, one of the two
+	 * sees the other (seq_cst), and exactly one takes the bit. */
+	atomic_fetch_or(&gp->siginflight, bit);
+	if (__atomic_load_n(&gp->m, __ATOMIC_SEQ_CST) == mp && tgkill_goroutine(gp, mp->procid, sig))
+		return false;
+	if (atomic_fetch_and(&gp->siginflight, ~bit) & bit)
+		atomic_fetch_or(&gp->sigpending, bit);
+	return fresh;
 }
 
 /* Asynchronous cancellation of gp, which glibc's pthread_cancel has marked
@@ -369,6 +384,13 @@ void sigpending_deliver(uint64_t also)
 			if (gp == atomic_load(&main_g))
 				main_info_take(sig, &si); /* a sigwait takes it, not the router */
 			tgkill_raw(gp->m->procid, sig);
+		} else if (sig_tracked(gp, sig)) {
+			/* To itself: it lands before tgkill returns, in gp. */
+			atomic_fetch_or(&gp->siginflight, bit);
+			if (!tgkill_goroutine(gp, gp->m->procid, sig)) {
+				atomic_fetch_and(&gp->siginflight, ~bit);
+				tgkill_raw(gp->m->procid, sig);
+			}
 		} else {
 			tgkill_g(gp, gp->m->procid, sig);
 		}
@@ -487,24 +509,31 @@ static void g_mark_init(void)
 	g_mark_secret = r;
 }
 
-/* False when the G cannot carry the mark: the caller sends a plain one.
- * Until the signal lands in gp, it is in flight (g.siginflight): if gp
- * leaves the M first, it takes the signal back as pending (dropg_of), so
- * a copy kept on that M by the mask of whatever runs there next is not
- * its only copy; whichever of the two is second finds the bit gone and
- * is dropped. */
+/* Sends the marked signal; false when the G cannot carry the mark or the
+ * kernel refused it (a full queue). */
 static bool tgkill_goroutine(struct g *gp, pid_t tid, int sig)
 {
 	uintptr_t addr = (uintptr_t)gp;
 	if (addr >> G_ADDR_BITS)
 		return false;
-	atomic_fetch_or(&gp->siginflight, SIGBIT(sig));
 	siginfo_t si;
 	siginfo_self(&si, sig, SI_QUEUE);
 	si.si_value.sival_ptr = (void *)(addr | ((uintptr_t)(uint16_t)gp->goid << G_ADDR_BITS));
 	si.si_uid = g_mark_uid(addr);
-	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si);
-	return true;
+	return syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, sig, &si) == 0;
+}
+
+/* Is a signal sent to gp's M kept in flight for gp until it lands there
+ * (g.siginflight)? Standard signals that reach the router, for a
+ * goroutine other than main. If gp leaves the M first, it takes the
+ * signal back as pending (dropg_of), so a copy held on that M by the mask
+ * of whatever runs there next is not its only copy; whichever of the two
+ * comes second finds the bit gone and is dropped, as a second standard
+ * signal pending is. Real-time signals queue: each copy is delivered. */
+static bool sig_tracked(struct g *gp, int sig)
+{
+	return sig < 32 && sig != SIGCANCEL_NO && gp != atomic_load(&main_g) &&
+	       !((uintptr_t)gp >> G_ADDR_BITS) && sig_router_fn && sig_handler(sig) == sig_router_fn;
 }
 
 /* Does si carry the mark? Then *to is the goroutine it is for, or NULL
@@ -528,7 +557,7 @@ static bool marked_for_goroutine(const siginfo_t *si, struct g **to)
 static void sig_missed(struct g *to, int sig)
 {
 	uint64_t bit = SIGBIT(sig);
-	if (!(atomic_fetch_and(&to->siginflight, ~bit) & bit))
+	if (sig < 32 && !(atomic_fetch_and(&to->siginflight, ~bit) & bit))
 		return;
 	if (goroutine_kill(to, sig))
 		park_interrupt_later(to);
@@ -545,7 +574,7 @@ static void tgkill_g(struct g *gp, pid_t tid, int sig)
 	else if (gp == atomic_load(&main_g))
 		tgkill_main(tid, sig);
 	else if (!sig_router_fn || sig_handler(sig) != sig_router_fn || !tgkill_goroutine(gp, tid, sig))
-		tgkill_raw(tid, sig);
+		tgkill_raw(tid, sig); /* a refused mark too: a plain one may fit */
 }
 
 /* The siginfo main's handler gets for a marked signal: the one kept, or,
@@ -694,8 +723,9 @@ int sig_route(int sig, siginfo_t *si)
 			/* In flight, or pending again (it left the M and came
 			 * back before this copy landed): taken now. Neither: it
 			 * was taken already. */
-			if (!(atomic_fetch_and(&gp->siginflight, ~bit) & bit) &&
-			    !(atomic_fetch_and(&gp->sigpending, ~bit) & bit))
+			uint64_t had = atomic_fetch_and(&gp->siginflight, ~bit) |
+			               atomic_fetch_and(&gp->sigpending, ~bit);
+			if (sig < 32 && !(had & bit))
 				return SIG_ROUTE_SENT;
 			siginfo_self(si, sig, SI_TKILL); /* what pthread_kill gives */
 			return SIG_ROUTE_HERE;
@@ -1346,12 +1376,12 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 /* dropg: the M and its current goroutine part ways. */
 static inline void dropg_of(struct m *mp, struct g *gp)
 {
-	gp->m = NULL;
+	__atomic_store_n(&gp->m, NULL, __ATOMIC_SEQ_CST);
 	mp->curg = NULL;
 	mp->lastg = gp; /* sigmask_switch: whose thread signals pending on the M are */
 	/* Signals sent to this M for gp that have not landed: gp takes them
-	 * back, pending (tgkill_goroutine). */
-	if (unlikely(atomic_load_explicit(&gp->siginflight, memory_order_relaxed)))
+	 * back, pending (goroutine_kill, sig_tracked). */
+	if (unlikely(atomic_load(&gp->siginflight)))
 		atomic_fetch_or(&gp->sigpending, atomic_exchange(&gp->siginflight, 0));
 }
 
