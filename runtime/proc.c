@@ -719,14 +719,16 @@ int sig_route(int sig, siginfo_t *si)
 	struct g *to;
 	gp = g_here();
 	if (marked_for_goroutine(si, &to)) {
-		if (to == gp) {
-			/* In flight, or pending again (it left the M and came
-			 * back before this copy landed): taken now. Neither: it
-			 * was taken already. */
+		if (to == gp && sig < 32) {
+			/* A standard signal in flight, or pending again (it left
+			 * the M and came back before this copy landed): taken
+			 * now. Neither: it was taken already. */
 			uint64_t had = atomic_fetch_and(&gp->siginflight, ~bit) |
 			               atomic_fetch_and(&gp->sigpending, ~bit);
-			if (sig < 32 && !(had & bit))
+			if (!(had & bit))
 				return SIG_ROUTE_SENT;
+		}
+		if (to == gp) {
 			siginfo_self(si, sig, SI_TKILL); /* what pthread_kill gives */
 			return SIG_ROUTE_HERE;
 		}
