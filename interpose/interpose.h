@@ -280,6 +280,13 @@ static inline void sys_call_unwound(struct sys_call *c)
 #define SYS_CALL_SCOPE(name) \
 	struct sys_call name __attribute__((cleanup(sys_call_unwound))) = { sys_begin(), false }
 
+/* The call returned: sys_end, and nothing for the scope's cleanup. */
+static inline void sys_call_end(struct sys_call *c)
+{
+	c->done = true;
+	sys_end(c->gp);
+}
+
 /* An absolute timeout on clock c as a nanotime deadline: 0 with *err set
  * (EINVAL for a bad tv_nsec or clock). A deadline in the past is 1 (the
  * wait times out at once after trying). */

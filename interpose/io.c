@@ -290,8 +290,7 @@ void sys_end(struct g *gp)
 	({                                                                                 \
 		SYS_CALL_SCOPE(sc_);                                                       \
 		__typeof__(expr) r_ = (expr);                                              \
-		sc_.done = true;                                                           \
-		sys_end(sc_.gp);                                                           \
+		sys_call_end(&sc_);                                                        \
 		r_;                                                                        \
 	})
 

@@ -75,8 +75,7 @@ static int kernel_sleep(clockid_t c, int flags, const struct timespec *req, stru
 {
 	SYS_CALL_SCOPE(sc);
 	int r = sleep_real.clock_nanosleep(c, flags, req, rem);
-	sc.done = true;
-	sys_end(sc.gp);
+	sys_call_end(&sc);
 	return r;
 }
 

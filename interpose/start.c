@@ -231,7 +231,6 @@ static int main_start(int argc, char **argv, char **envp)
 	/* nptl __libc_start_call_main: main's keys' destructors, then the
 	 * thread ends (its robust mutexes are released) and the process
 	 * goes on. */
-	syscall_unwound(); /* a cancellation in one of glibc's cancellation points */
 	void *result = main_exit_called ? main_result : PTHREAD_CANCELED;
 	thread_main_ending(); /* a cancellation: pthread_exit has done it */
 	tls_exit_keys();

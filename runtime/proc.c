@@ -152,7 +152,7 @@ static void sigmask_used(void);
 static void sig_catch_sync(uint64_t newly);
 static bool marked_for_goroutine(const siginfo_t *si, struct g **to);
 static void sig_missed(struct g *to, int sig);
-static bool sig_tracked(struct g *gp, int sig);
+static bool sig_tracked(struct g *gp, int sig, void *h);
 static bool tgkill_goroutine(struct g *gp, pid_t tid, int sig);
 
 /* pthread_sigmask of the calling goroutine, inside the runtime (so on the
@@ -252,21 +252,22 @@ static void *sig_handler(int sig)
 	return ka.handler;
 }
 
-/* Does sig, unhandled, end or stop the process (its default action)? */
-static bool sig_default_acts(int sig)
+/* Does sig, unhandled (its action h), end or stop the process (its
+ * default action)? */
+static bool sig_default_acts(int sig, void *h)
 {
 	if (sig == SIGKILL || sig == SIGSTOP)
 		return true;
-	if (sig_handler(sig) != SIG_DFL)
+	if (h != SIG_DFL)
 		return false;
 	return sig != SIGCHLD && sig != SIGURG && sig != SIGWINCH && sig != SIGCONT;
 }
 
 /* Would sig, let through, be thrown away (ignored, by the program or by
- * default)? As the kernel's sig_ignored, which keeps a blocked one. */
-static bool sig_discarded(int sig)
+ * default; h its action)? As the kernel's sig_ignored, which keeps a
+ * blocked one. */
+static bool sig_discarded(int sig, void *h)
 {
-	void *h = sig_handler(sig);
 	return h == SIG_IGN ||
 	       (h == SIG_DFL && (sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT));
 }
@@ -291,7 +292,8 @@ bool goroutine_kill(struct g *gp, int sig)
 {
 	uint64_t bit = SIGBIT(sig);
 	bool blocked = gp->sigmask & bit;
-	if (!blocked && sig_default_acts(sig)) {
+	void *h = blocked ? NULL : sig_handler(sig); /* only read when it acts */
+	if (!blocked && sig_default_acts(sig, h)) {
 		/* It ends (or stops) the whole process now, whichever thread
 		 * takes it: take it here, unblocked for the moment. */
 		uint64_t one = bit, old;
@@ -300,7 +302,7 @@ bool goroutine_kill(struct g *gp, int sig)
 		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof old);
 		return false;
 	}
-	if (!blocked && sig_discarded(sig))
+	if (!blocked && sig_discarded(sig, h))
 		return false;
 	bool fresh = !(atomic_fetch_or(&gp->sigpending, bit) & bit);
 	uint32_t st = readgstatus(gp);
@@ -324,7 +326,7 @@ bool goroutine_kill(struct g *gp, int sig)
 		tgkill_raw(mp->procid, sig); /* its sigwait takes it: no mark in the siginfo */
 		return false;
 	}
-	if (!sig_tracked(gp, sig)) {
+	if (!sig_tracked(gp, sig, h)) {
 		tgkill_g(gp, mp->procid, sig);
 		return false;
 	}
@@ -384,7 +386,7 @@ void sigpending_deliver(uint64_t also)
 			if (gp == atomic_load(&main_g))
 				main_info_take(sig, &si); /* a sigwait takes it, not the router */
 			tgkill_raw(gp->m->procid, sig);
-		} else if (sig_tracked(gp, sig)) {
+		} else if (sig_tracked(gp, sig, sig_handler(sig))) {
 			/* To itself: it lands before tgkill returns, in gp. */
 			atomic_fetch_or(&gp->siginflight, bit);
 			if (!tgkill_goroutine(gp, gp->m->procid, sig)) {
@@ -530,10 +532,10 @@ static bool tgkill_goroutine(struct g *gp, pid_t tid, int sig)
  * of whatever runs there next is not its only copy; whichever of the two
  * comes second finds the bit gone and is dropped, as a second standard
  * signal pending is. Real-time signals queue: each copy is delivered. */
-static bool sig_tracked(struct g *gp, int sig)
+static bool sig_tracked(struct g *gp, int sig, void *h)
 {
 	return sig < 32 && sig != SIGCANCEL_NO && gp != atomic_load(&main_g) &&
-	       !((uintptr_t)gp >> G_ADDR_BITS) && sig_router_fn && sig_handler(sig) == sig_router_fn;
+	       !((uintptr_t)gp >> G_ADDR_BITS) && sig_router_fn && h == sig_router_fn;
 }
 
 /* Does si carry the mark? Then *to is the goroutine it is for, or NULL
@@ -886,7 +888,7 @@ static void sig_catch_sync(uint64_t newly)
 	while (risky && !wait) {
 		int sig = __builtin_ctzll(risky) + 1;
 		risky &= risky - 1;
-		wait = !sig_discarded(sig); /* SIGCHLD by default, say, needs none */
+		wait = !sig_discarded(sig, sig_handler(sig)); /* SIGCHLD by default, say, needs none */
 	}
 	if (wait)
 		sysmon_await(e);
@@ -2866,8 +2868,7 @@ void exitsyscall_foreign(void)
  * sys_end: SYSCALL_CANCEL saw a pending cancel, or SIGCANCEL came in the
  * call): back to foreign code, as sys_end would have left it, before the
  * program's cleanup handlers run. Called by the wrapper's scope as the
- * unwind leaves it (interpose.h: SYS_CALL_SCOPE), and where the unwind
- * lands (thread_main, main_start) for any other way out. */
+ * unwind leaves it (interpose.h: SYS_CALL_SCOPE). */
 void syscall_unwound(void)
 {
 	struct g *gp = getg();

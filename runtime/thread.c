@@ -197,9 +197,7 @@ static void thread_main(void *arg)
 	} else {
 		unwound = true;
 		/* Unwound by glibc's cancellation (pthread_testcancel and the
-		 * other cancellation points act on the identity's state),
-		 * maybe out of a system call. */
-		syscall_unwound();
+		 * other cancellation points act on the identity's state). */
 		if (!th->exit_called)
 			th->result = PTHREAD_CANCELED;
 	}

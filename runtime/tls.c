@@ -215,25 +215,19 @@ static int page_in_relro(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	struct relro_search *r = arg;
-	bool mine = false;
+	uintptr_t mask = ~(uintptr_t)(r->pg - 1);
+	bool mine = false, inside = false;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t at = info->dlpi_addr + ph->p_vaddr;
-		if (ph->p_type == PT_LOAD && r->page >= (at & ~(uintptr_t)(r->pg - 1)) &&
-		    r->page < at + ph->p_memsz)
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (ph->p_type == PT_LOAD && r->page >= (lo & mask) && r->page < hi)
 			mine = true;
+		if (ph->p_type == PT_GNU_RELRO)
+			inside = r->page >= (lo & mask) && r->page + r->pg <= (hi & mask);
 	}
-	if (!mine)
-		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_GNU_RELRO)
-			continue;
-		uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(r->pg - 1);
-		uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(uintptr_t)(r->pg - 1);
-		r->inside = r->page >= lo && r->page + r->pg <= hi;
-	}
-	return 1;
+	if (mine)
+		r->inside = inside;
+	return mine;
 }
 
 /* glibc reserves 1,664 bytes below the TLS blocks of every thread for
