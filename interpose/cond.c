@@ -160,10 +160,10 @@ EXPORT int goshim_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t 
 INTERPOSE(pthread_cond_init, V_2_3_2);
 
 /* EBUSY while a waiter is blocked. A waiter whose timeout or cancellation
- * came as a broadcast skipped it is no longer blocked, but still takes its
- * sudog off the queue under the queue lock (parkq.c: SUDOG_WAITER): wait
- * until it has, and has let the lock go (destroy takes the lock itself),
- * as glibc's destroy waits for woken waiters to leave the condvar. */
+ * came first is no longer blocked, but still takes its sudog off the
+ * queue under the queue lock (parkq.c): wait until it has, and has let
+ * the lock go (destroy takes the lock itself), as glibc's destroy waits
+ * for woken waiters to leave the condvar. */
 EXPORT int goshim_pthread_cond_destroy(pthread_cond_t *c)
 {
 	if (!interposing() || cond_pshared(c))
@@ -171,11 +171,8 @@ EXPORT int goshim_pthread_cond_destroy(pthread_cond_t *c)
 	for (;;) {
 		interpose_enter();
 		lock(C_QLOCK(c));
-		bool leaving = false, blocked = false;
-		for (struct sudog *s = C_QUEUE(c)->head; s && !blocked; s = s->next) {
-			leaving = true;
-			blocked = atomic_load(&s->unlinker) != SUDOG_WAITER;
-		}
+		bool leaving;
+		bool blocked = parkq_blocked(C_QUEUE(c), &leaving);
 		unlock(C_QLOCK(c));
 		interpose_leave();
 		if (blocked)

@@ -35,18 +35,19 @@
  *  - A waiter leaves parkq_wait only after its timer cannot be running
  *    (timer_stop, then t.running drains), so a late timer never touches
  *    the next wait.
- *  - Exactly one party takes a sudog off its queue, decided by a CAS on
- *    s.unlinker: a waker (SUDOG_WAKER, under the lock) or its own
- *    timed-out, cancelled or interrupted waiter (SUDOG_WAITER, then it
- *    takes the lock). A waker that won stores SUDOG_WAKER_DONE once it is
- *    done with the sudog and its claim of the goroutine; a waiter whose
- *    wait ended otherwise and that lost waits for that before it releases
- *    the sudog or waits again, so the waker's claim cannot reach its next
- *    wait. A waiter that lost never touches the object again: a woken
- *    condvar waiter and a timed-out one skipped by a broadcast look the
- *    same to the program, which may destroy the condvar at once (glibc's
- *    pthread_cond_destroy waits for such waiters; here they do not need
- *    the object). A waker skips a sudog its waiter is taking off.
+ *  - A sudog is taken off its queue, under the lock, by the waker that
+ *    claimed its goroutine (PARK_WOKEN), or else by its own waiter once
+ *    the wait ended (timed out, cancelled or interrupted). A waker skips
+ *    a waiter whose wait ended; it stays queued until its waiter takes
+ *    it off, and the waiter leaves parkq_wait only after that, so nothing
+ *    of a wait reaches the next one. Such a leaving waiter still needs
+ *    the object: pthread_cond_destroy waits for it (parkq_blocked), as
+ *    glibc's waits for woken waiters.
+ *  - The stores that publish a wait (g.parkstate, g.parkcommitted) are
+ *    release stores, not seq_cst: the full fence between them and
+ *    parkq_commit's checks of a cancel or a signal is park_m's dropg_of,
+ *    and the cancellers and signallers that race with those checks store
+ *    their side and then read g.parkstate with seq_cst.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -226,7 +227,7 @@ static int park_done(struct g *gp)
 		}
 		gp->parkdeadline = 0;
 	}
-	atomic_store(&gp->parkstate, PARK_IDLE);
+	atomic_store_explicit(&gp->parkstate, PARK_IDLE, memory_order_release);
 	switch (s) {
 	case PARK_WOKEN:
 		return 0;
@@ -328,7 +329,7 @@ static bool parkq_commit(struct g *gp, void *l)
 	if (gp->parkdeadline)
 		park_arm_timer(gp);
 	unlock(l);
-	atomic_store(&gp->parkcommitted, true);
+	atomic_store_explicit(&gp->parkcommitted, true, memory_order_release);
 	return true;
 }
 
@@ -352,7 +353,6 @@ int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, ui
 	s->g = gp;
 	s->elem = NULL;
 	s->parkq = q;
-	atomic_store_explicit(&s->unlinker, SUDOG_LINKED, memory_order_relaxed);
 	if (lifo && q->head) {
 		s->prev = NULL;
 		s->next = q->head;
@@ -368,22 +368,19 @@ int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, ui
 		q->tail = s;
 	}
 	gp->parkdeadline = deadline;
-	atomic_store(&gp->parkcommitted, false);
-	atomic_store(&gp->parkstate, PARK_WAITING | flags);
+	atomic_store_explicit(&gp->parkcommitted, false, memory_order_relaxed);
+	/* A canceller that sees it waiting sees parkcommitted false. */
+	atomic_store_explicit(&gp->parkstate, PARK_WAITING | flags, memory_order_release);
 	if (enqueued)
 		enqueued(arg);
 	gopark(parkq_commit, l, reason);
 
 	int ended = park_done(gp);
-	uint32_t linked = SUDOG_LINKED;
-	if (ended && atomic_compare_exchange_strong(&s->unlinker, &linked, SUDOG_WAITER)) {
+	if (ended) {
+		/* No waker claimed it, so none took it off. */
 		lock(l);
 		unlink_sudog(q, s);
 		unlock(l);
-	} else if (ended) {
-		/* A waker took it off and is still at it (its claim fails). */
-		while (atomic_load_explicit(&s->unlinker, memory_order_acquire) != SUDOG_WAKER_DONE)
-			procyield(10);
 	}
 	if (val)
 		*val = (uintptr_t)s->elem;
@@ -431,18 +428,36 @@ struct g *parkq_wake(struct parkq *q, uintptr_t val)
 	struct sudog *s, *next;
 	for (s = q->head; s; s = next) {
 		next = s->next;
-		uint32_t linked = SUDOG_LINKED;
-		if (!atomic_compare_exchange_strong(&s->unlinker, &linked, SUDOG_WAKER))
-			continue; /* timed out, and its waiter takes it off */
-		unlink_sudog(q, s);
 		struct g *gp = s->g;
+		if (!park_claim(gp, PARK_WOKEN)) {
+			/* A wait that ended (timed out, cancelled or interrupted):
+			 * whoever ended it readies it, and its waiter takes it
+			 * off; wake the next one instead. A fork child's gone
+			 * waiter never runs: off with it. */
+			if ((atomic_load(&gp->parkstate) & PARK_STATE) == PARK_GONE)
+				unlink_sudog(q, s);
+			continue;
+		}
+		/* Read by the waiter once it runs, which is after goready. */
 		s->elem = (void *)val;
-		bool claimed = park_claim(gp, PARK_WOKEN);
-		atomic_store_explicit(&s->unlinker, SUDOG_WAKER_DONE, memory_order_release);
-		if (claimed)
-			return gp;
-		/* Timed out, cancelled or interrupted: whoever ended its wait
-		 * readies it; wake the next one instead. */
+		unlink_sudog(q, s);
+		return gp;
 	}
 	return NULL;
+}
+
+/* With q's lock held: true if a goroutine is blocked on q (a fork
+ * child's gone waiter stays blocked). *leaving: q
+ * holds a waiter whose wait ended, which takes itself off once it has
+ * the lock. */
+bool parkq_blocked(struct parkq *q, bool *leaving)
+{
+	*leaving = false;
+	for (struct sudog *s = q->head; s; s = s->next) {
+		uint32_t st = atomic_load(&s->g->parkstate) & PARK_STATE;
+		if (st == PARK_WAITING || st == PARK_GONE)
+			return true;
+		*leaving = true;
+	}
+	return false;
 }

@@ -1380,7 +1380,12 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 /* dropg: the M and its current goroutine part ways. */
 static inline void dropg_of(struct m *mp, struct g *gp)
 {
-	__atomic_store_n(&gp->m, NULL, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&gp->m, NULL, __ATOMIC_RELAXED);
+	/* The one full fence of a park: it orders the stores before it (g.m
+	 * here, parkq.c's g.parkstate) before the loads after it (g.siginflight
+	 * here, parkq_commit's cancel and signal checks), against senders that
+	 * store their bit and then load those with seq_cst. */
+	atomic_thread_fence(memory_order_seq_cst);
 	mp->curg = NULL;
 	mp->lastg = gp; /* sigmask_switch: whose thread signals pending on the M are */
 	/* Signals sent to this M for gp that have not landed: gp takes them
@@ -1632,7 +1637,9 @@ static void execute(struct g *gp, bool inheritTime)
 	gp->waitsince = 0;
 	if (!inheritTime)
 		atomic_store_explicit(&pp->schedtick, pp->schedtick + 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&pp->nrun, 1, memory_order_relaxed);
+	/* Only pp's M writes it (sysmon reads it): no locked add. */
+	atomic_store_explicit(&pp->nrun, atomic_load_explicit(&pp->nrun, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 	if (unlikely(gp->sigmask != mp->sigmask))
 		sigmask_switch(mp, gp);
 	setg(gp);

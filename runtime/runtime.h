@@ -159,7 +159,6 @@ struct sudog {
 	struct sudog *waittail;  /* semaRoot */
 	struct hchan *c;         /* channel */
 	struct parkq *parkq;     /* the park queue it is on (parkq.c) */
-	_Atomic uint32_t unlinker; /* parkq.c: SUDOG_LINKED, or who takes it off */
 };
 
 struct g {
@@ -675,7 +674,6 @@ extern bool debug_exitstats;
 /* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a
  * mutex_t the caller holds. */
 struct parkq { struct sudog *head, *tail; };
-enum { SUDOG_LINKED, SUDOG_WAKER, SUDOG_WAKER_DONE, SUDOG_WAITER }; /* sudog.unlinker */
 /* g.parkstate: a state, and flags saying what else may end the wait. */
 enum { PARK_IDLE, PARK_WAITING, PARK_WOKEN, PARK_TIMEDOUT, PARK_CANCELED, PARK_INTERRUPTED,
        PARK_PREPARING,
@@ -692,6 +690,7 @@ bool park_interrupt(struct g *gp);
 void park_interrupt_later(struct g *gp);
 void park_interrupts_take(struct gqueue *q);
 struct g *parkq_wake(struct parkq *q, uintptr_t val);
+bool parkq_blocked(struct parkq *q, bool *leaving);
 void parkq_wake_all(struct parkq *q, mutex_t *l);
 struct g *parkq_wake_all_locked(struct parkq *q);
 void goready_list(struct g *first);
