@@ -14,14 +14,15 @@
  * (sem_open), which are always process-shared.
  *
  * Invariants:
- *  - No lost wake-up: a waiter counts itself in nwaiters, and leaves the
- *    count, under the queue lock, and looks at the value in between; a
- *    poster reads nwaiters in the same atomic step that would add to the
- *    value (value and nwaiters are the two halves of one 64-bit word, as
- *    in glibc). Without waiters it adds the unit and is done; with waiters
- *    it takes the queue lock first and hands the unit to the first queued
- *    waiter that has not timed out (Go's semrelease handoff), or adds it
- *    to the value if there is none.
+ *  - No lost wake-up: under the queue lock, a waiter takes a unit or
+ *    counts itself in nwaiters in one atomic step, and a poster reads
+ *    nwaiters in the same atomic step that would add to the value (value
+ *    and nwaiters are the two halves of one 64-bit word, as in glibc).
+ *    Without waiters a poster adds the unit and is done; with waiters it
+ *    takes the queue lock first and hands the unit to the first queued
+ *    waiter that has not timed out, taking it out of nwaiters (Go's
+ *    semrelease handoff), or adds it to the value if there is none. A
+ *    waiter whose wait ended otherwise takes itself out, under the lock.
  *  - A poster never touches the semaphore once a waiter may have taken its
  *    unit: the waiter may return and destroy it (POSIX allows it). The
  *    unit is published either by the last atomic step of the fast path or
@@ -67,6 +68,18 @@ static inline bool trywait(struct gsem *s)
 	return false;
 }
 
+/* With the queue lock held: takes a unit (true), or counts the caller in
+ * nwaiters (false), in one step against sem_post's fast path. */
+static inline bool trywait_or_count(struct gsem *s)
+{
+	uint64_t d = atomic_load_explicit(&s->data, memory_order_relaxed);
+	for (;;) {
+		uint64_t next = (uint32_t)d ? d - 1 : d + (1ull << 32);
+		if (atomic_compare_exchange_weak(&s->data, &d, next))
+			return (uint32_t)d != 0;
+	}
+}
+
 /* 0, ETIMEDOUT, ECANCELED when pthread_cancel ended the wait, or EINTR
  * when a signal did (its handler has run; *restart: all of them had
  * SA_RESTART, as the kernel decides before it runs them). */
@@ -74,22 +87,30 @@ static int wait_slow(struct gsem *s, int64_t deadline, bool cancelable, bool *re
 {
 	struct g *gp = interpose_enter();
 	lock(&s->lock);
-	atomic_fetch_add(&s->nwaiters, 1);
 	int err = 0;
 	uint64_t sigs = 0;
-	while (!trywait(s)) {
+	if (trywait_or_count(s)) {
+		unlock(&s->lock);
+		interpose_leave();
+		return 0;
+	}
+	for (;;) {
 		err = parkq_wait_then(&s->q, &s->lock, deadline, false,
 		                      (cancelable ? PARK_CANCEL : 0) | PARK_INTR,
 		                      waitReasonSemacquire, NULL, NULL, NULL);
+		if (!err)
+			break; /* a poster handed us its unit and our count */
 		lock(&s->lock);
-		/* Woken: a poster handed us its unit. A signal that was taken
-		 * meanwhile leaves nothing to deliver: wait again. */
-		if (err != EINTR || (sigs = park_sigs(gp)))
-			break;
-		err = 0;
+		/* A signal that was taken meanwhile leaves nothing to deliver:
+		 * take a unit if one came, else wait again, still counted. */
+		if (err == EINTR && !(sigs = park_sigs(gp)) && !trywait(s))
+			continue;
+		if (err == EINTR && !sigs)
+			err = 0;
+		atomic_fetch_sub(&s->nwaiters, 1);
+		unlock(&s->lock);
+		break;
 	}
-	atomic_fetch_sub(&s->nwaiters, 1);
-	unlock(&s->lock);
 	if (err == EINTR)
 		*restart = sigs_restart(sigs);
 	interpose_leave(); /* runs the handler of the signal that ended it */
@@ -193,7 +214,9 @@ EXPORT int goshim_sem_post(sem_t *sem)
 	lock(&s->lock);
 	struct g *gp = parkq_wake(&s->q, 0);
 	int err = 0;
-	if (!gp) { /* the waiters are about to try the value, or timed out */
+	if (gp)
+		atomic_fetch_sub(&s->nwaiters, 1); /* its count goes with the unit */
+	else { /* the waiters are about to try the value, or timed out */
 		uint32_t v = atomic_load(&s->value);
 		do {
 			if (v == SEM_VALUE_MAX) {

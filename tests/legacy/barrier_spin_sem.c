@@ -1,7 +1,7 @@
 /* pthread barriers (one serial thread per round), spinlocks, and unnamed
  * POSIX semaphores: wait, trywait, timed and clock waits with their errors
- * (errno), post, getvalue, and a ping-pong between two threads. See
- * legacy.h for the conventions. */
+ * (errno), post, getvalue, a ping-pong between two threads, and timeouts
+ * racing posts. See legacy.h for the conventions. */
 #include "legacy.h"
 #include <sched.h>
 
@@ -357,6 +357,67 @@ static void t_sem_destroy_after_post(void)
 	printf("sem: destroy and reuse right after the waiter's return: %d rounds\n", REUSE_ROUNDS);
 }
 
+/* Timeouts racing posts: waiters whose deadlines expire while units are
+ * posted. Every unit is taken by exactly one waiter or stays in the value
+ * (none lost to a waiter that timed out, none taken twice), and once all
+ * have left the semaphore counts no waiter (glibc's nwaiters, the high
+ * half of the first word). Half the waits end with a blocked waiter woken
+ * by a post, which it may destroy at once: here it goes on waiting. */
+#define RACE_WAITERS 6
+#define RACE_WAITS 1500
+#define RACE_POSTS (RACE_WAITERS * RACE_WAITS / 2)
+static sem_t race_sem;
+static _Atomic long race_taken;
+
+static void *race_waiter(void *arg)
+{
+	long me = (long)arg, taken = 0;
+	for (int i = 0; i < RACE_WAITS; i++) {
+		struct timespec ts = ts_now(CLOCK_REALTIME);
+		ts.tv_nsec += 20000 * (1 + (me + i) % 4);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		int rc = sem_rc(sem_timedwait(&race_sem, &ts));
+		if (rc == 0)
+			taken++;
+		else if (rc != ETIMEDOUT && rc != EINTR)
+			FAIL("race: sem_timedwait: %s", ename(rc));
+	}
+	race_taken += taken;
+	return NULL;
+}
+
+static void t_sem_timeouts_race_posts(void)
+{
+	pthread_t t[RACE_WAITERS];
+	CHECK0(sem_init(&race_sem, 0, 0) ? errno : 0);
+	for (long i = 0; i < RACE_WAITERS; i++)
+		pthread_create(&t[i], NULL, race_waiter, (void *)i);
+	for (int i = 0; i < RACE_POSTS; i++) {
+		if (sem_post(&race_sem) != 0)
+			FAIL("race: sem_post: %s", ename(errno));
+		if (i % 4 == 0)
+			sched_yield();
+	}
+	for (int i = 0; i < RACE_WAITERS; i++)
+		pthread_join(t[i], NULL);
+	long left = 0;
+	while (sem_trywait(&race_sem) == 0)
+		left++;
+	if (race_taken + left != RACE_POSTS)
+		FAIL("race: %ld units taken and %ld left, want %d in all", (long)race_taken, left,
+		     RACE_POSTS);
+	uint64_t word;
+	memcpy(&word, &race_sem, sizeof word);
+	if (word >> 32)
+		FAIL("race: %u waiters counted after all left", (unsigned)(word >> 32));
+	sem_destroy(&race_sem);
+	printf("sem: timeouts racing %d posts: every unit taken once or left, no waiter counted\n",
+	       RACE_POSTS);
+}
+
 int main(void)
 {
 	legacy_start();
@@ -366,6 +427,7 @@ int main(void)
 	t_sem_wake();
 	t_pingpong();
 	t_sem_destroy_after_post();
+	t_sem_timeouts_race_posts();
 	printf("barrier_spin_sem: all checks passed\n");
 	return 0;
 }
