@@ -14,8 +14,10 @@
  *  - Goroutines run foreign C code, which cannot be preempted or moved.
  *    Between runtime calls a goroutine is treated like one in a syscall:
  *    runtime_leave() puts its P in _Psyscall (its M keeps m.oldp), and
- *    runtime_enter() takes it back with one CAS, exactly like Go's
- *    entersyscall/exitsyscallfast. sysmon's retake may hand such a P to
+ *    runtime_enter() takes it back, like Go's entersyscall/exitsyscallfast
+ *    but without Go's CAS: every pthread call of the program enters. The
+ *    thieves of a _Psyscall P pay instead, with a membarrier (the protocol
+ *    is stated above p_take_syscall). sysmon's retake may hand such a P to
  *    another M when the goroutine has run foreign code for 10 ms while work
  *    waits; the goroutine keeps its M and gets a P again when it next
  *    enters the runtime (design principle 3).
@@ -2707,6 +2709,7 @@ static inline void reentersyscall(struct g *gp, bool foreign)
 	mp->oldp_tick = tick;
 	mp->p = NULL;
 	atomic_store_explicit(&pp->inforeign, foreign, memory_order_relaxed);
+	atomic_store_explicit(&pp->syscallm, mp, memory_order_relaxed);
 	atomic_store_explicit(&pp->status, _Psyscall, memory_order_release);
 	/* sysmon sleeps while every P is idle; a P in _Psyscall needs it
 	 * awake to be retaken (proc.go: entersyscall_sysmon). */
@@ -2756,12 +2759,107 @@ void entersyscall(void)
 	reentersyscall(gp, false);
 }
 
+/* Thieves of a _Psyscall P (p_take_syscall) and its M taking it back
+ * (exitsyscall_oldp), without a locked instruction on the M's side:
+ *
+ *   M:     m.reclaiming = P; [compiler barrier]; read p.thief, p.status
+ *   thief: p.thief = 1; membarrier(); read the M's m.reclaiming
+ *
+ * membarrier runs a full fence on every running thread of the process, so
+ * of the two store-then-load sequences at least one sees the other's store
+ * (Dekker's, with the fence made asymmetric): an M that saw no thief and
+ * the status still _Psyscall takes the P with a plain store, and the thief
+ * sees it reclaiming and leaves the P alone. An M that sees a thief, or a
+ * thief that sees no reclaiming M, settles it with a CAS on p.status, as
+ * everyone did before. Only the M named by p.syscallm, for the syscalltick
+ * it left at, takes the P this way: an M whose P was taken and came back
+ * to _Psyscall under another M (or in a later call) goes the slow way.
+ * Where membarrier is missing (asym_reclaim false), both sides CAS. */
+static bool asym_reclaim;
+static _Atomic int64_t asym_lost_at; /* nanotime when membarrier stopped working */
+
+static void asym_reclaim_init(void)
+{
+	asym_reclaim = debug_membarrier &&
+	               syscall(SYS_membarrier, 1 << 4 /* REGISTER_PRIVATE_EXPEDITED */, 0, 0) == 0;
+}
+
+/* The thief's fence: false if it cannot be had (a seccomp filter installed
+ * since start-up refuses membarrier). Then the Ms go back to the CAS, and
+ * thieves wait 10 ms, by which any M that was in its plain-store window
+ * when asym_reclaim went off has long left it (a window is a few
+ * instructions, and a context switch drains the store buffer), before they
+ * take a P with their own seq_cst fence. */
+static bool thief_fence(void)
+{
+	if (atomic_load_explicit(&asym_lost_at, memory_order_relaxed)) {
+		atomic_thread_fence(memory_order_seq_cst);
+		return nanotime() - atomic_load(&asym_lost_at) > 10 * 1000 * 1000;
+	}
+	if (!__atomic_load_n(&asym_reclaim, __ATOMIC_RELAXED)) {
+		atomic_thread_fence(memory_order_seq_cst);
+		return true;
+	}
+	if (syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0) == 0)
+		return true;
+	__atomic_store_n(&asym_reclaim, false, __ATOMIC_RELAXED);
+	int64_t zero = 0;
+	atomic_compare_exchange_strong(&asym_lost_at, &zero, nanotime());
+	return false;
+}
+
+/* Takes pp out of _Psyscall, to to (retake: _Pidle; stopTheWorld:
+ * _Pgcstop), for anyone but the M that left it there: true if it did.
+ * Thieves decide one at a time (p.thief); a thief that finds another at
+ * it, or the M taking its P back, leaves it, and tries again later as
+ * both callers do. */
+bool p_take_syscall(struct p *pp, uint32_t to)
+{
+	uint32_t none = 0;
+	if (atomic_load_explicit(&pp->status, memory_order_relaxed) != _Psyscall ||
+	    !atomic_compare_exchange_strong(&pp->thief, &none, 1))
+		return false;
+	bool took = false;
+	if (thief_fence()) {
+		struct m *owner = atomic_load(&pp->syscallm);
+		if (!owner || atomic_load(&owner->reclaiming) != pp) {
+			uint32_t exp = _Psyscall;
+			took = atomic_compare_exchange_strong(&pp->status, &exp, to);
+		}
+	}
+	atomic_store_explicit(&pp->thief, 0, memory_order_release);
+	return took;
+}
+
 /* exitsyscallfast's first try, inline on every return from foreign code
- * or a system call: the old P, if sysmon has not handed it on. */
+ * or a system call: the old P, if no thief has taken it (the protocol
+ * above). */
 static inline bool exitsyscall_oldp(struct m *mp, struct p *oldp)
 {
+	if (!oldp)
+		return false;
+	if (likely(__atomic_load_n(&asym_reclaim, __ATOMIC_RELAXED))) {
+		atomic_store_explicit(&mp->reclaiming, oldp, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst); /* the thief's membarrier is the fence */
+		bool nothief = !atomic_load_explicit(&oldp->thief, memory_order_acquire);
+		bool insyscall = atomic_load_explicit(&oldp->status, memory_order_acquire) == _Psyscall;
+		bool ours = atomic_load_explicit(&oldp->syscallm, memory_order_relaxed) == mp &&
+		            atomic_load_explicit(&oldp->syscalltick, memory_order_relaxed) == mp->oldp_tick;
+		bool mine = nothief && insyscall && ours;
+		if (mine)
+			atomic_store_explicit(&oldp->status, _Prunning, memory_order_relaxed);
+		atomic_store_explicit(&mp->reclaiming, NULL, memory_order_release);
+		if (mine) {
+			mp->p = oldp;
+			oldp->m = mp;
+			return true;
+		}
+		if (!ours || !insyscall)
+			return false;
+		/* A thief is deciding: whoever CASes first has it. */
+	}
 	uint32_t exp = _Psyscall;
-	if (oldp && atomic_load_explicit(&oldp->status, memory_order_relaxed) == _Psyscall &&
+	if (atomic_load_explicit(&oldp->status, memory_order_relaxed) == _Psyscall &&
 	    atomic_compare_exchange_strong_explicit(&oldp->status, &exp, _Prunning,
 	        memory_order_acquire, memory_order_relaxed)) {
 		mp->p = oldp;
@@ -2963,9 +3061,7 @@ static void stopTheWorld(void)
 	sched.stopwait--;
 	/* try to retake all P's in Psyscall status */
 	for (int32_t i = 0; i < atomic_load(&gomaxprocs); i++) {
-		struct p *pp = allp[i];
-		uint32_t exp = _Psyscall;
-		if (atomic_compare_exchange_strong(&pp->status, &exp, _Pgcstop))
+		if (p_take_syscall(allp[i], _Pgcstop))
 			sched.stopwait--;
 	}
 	/* stop idle P's */
@@ -2990,10 +3086,7 @@ static void stopTheWorld(void)
 			bool wakeup_coming = sched.stopwait == 0; /* a stopper got there */
 			bool we_finished = false;
 			for (int32_t i = 0; i < atomic_load(&gomaxprocs); i++) {
-				struct p *p2 = allp[i];
-				uint32_t exp = _Psyscall;
-				if (atomic_compare_exchange_strong(&p2->status, &exp, _Pgcstop) &&
-				    --sched.stopwait == 0)
+				if (p_take_syscall(allp[i], _Pgcstop) && --sched.stopwait == 0)
 					we_finished = true;
 			}
 			unlock(&sched.lock);
@@ -3261,8 +3354,12 @@ void afterforkinchild(void)
 		 * child's first runtime_leave would yield for it. */
 		atomic_store_explicit(&pp->preempt, false, memory_order_relaxed);
 		memset(&pp->sysmontick, 0, sizeof pp->sysmontick);
-		if (pp != mp->p)
+		/* A thief of the parent's (sysmon) may have been deciding. */
+		atomic_store(&pp->thief, 0);
+		if (pp != mp->p) {
 			pp->m = NULL;
+			atomic_store(&pp->syscallm, NULL);
+		}
 	}
 
 	/* Locks an M without a P may have held at the fork. */
@@ -3573,6 +3670,7 @@ void schedinit(void)
 	}
 	goshim_arch_init();
 	parse_env();
+	asym_reclaim_init();
 	g_mark_init();
 	stack_init();
 	sched.maxmcount = 10000;

@@ -11,9 +11,13 @@
  *    of Go's status machine (runtime2.go): Gidle -> Gdead -> Grunnable ->
  *    Grunning -> {Gwaiting, Gsyscall, Grunnable, Gdead}.
  *  - p.status is _Prunning only while an M owns it. _Psyscall means its M
- *    is in a syscall *or running foreign code*: sysmon may take it away with
- *    a CAS to _Pidle (retake), and the M gets a P back in exitsyscall.
- *    Principle 3 of the design: the P moves, the goroutine keeps its M.
+ *    is in a syscall *or running foreign code*: sysmon may take it away
+ *    (retake, to _Pidle; stopTheWorld, to _Pgcstop), and the M gets a P
+ *    back in exitsyscall. Principle 3 of the design: the P moves, the
+ *    goroutine keeps its M. Taking a P out of _Psyscall is proc.c's
+ *    p_take_syscall for everyone but the M that left it, which takes it
+ *    back without a locked instruction (exitsyscall_oldp) while the
+ *    kernel offers membarrier.
  *  - Run queues: p.runq is a lock-free ring of 256 owned by its P (only the
  *    owner puts; anyone may steal with a CAS on runqhead). The global queue,
  *    the idle P and M lists and the G free list are under sched.lock.
@@ -227,6 +231,7 @@ struct m {
 	struct p *nextp;
 	struct p *oldp;          /* P before entering a syscall */
 	uint32_t oldp_tick;      /* its syscalltick then: changed once it is not ours */
+	_Atomic(struct p *) reclaiming; /* exitsyscall_oldp: taking this P back */
 	int64_t id;
 	bool spinning;
 	bool blocked;            /* sleeping on park */
@@ -275,6 +280,8 @@ struct p {
 	_Atomic uint32_t retaken;     /* times sysmon took this P from its M */
 	_Atomic uint32_t preempted;   /* times its goroutine yielded at sysmon's request */
 	_Atomic bool inforeign;       /* _Psyscall means foreign code, not a syscall */
+	_Atomic(struct m *) syscallm; /* the M that put it in _Psyscall */
+	_Atomic uint32_t thief;       /* p_take_syscall is deciding (one at a time) */
 	_Atomic bool preempt;         /* sysmon: the time slice is over (Go's preemptone) */
 	struct sudog *sudogcache[128];
 	int32_t nsudogcache;
@@ -411,6 +418,7 @@ void acquirep(struct p *pp);
 void startm(struct p *pp, bool spinning);
 void entersyscall(void);
 void exitsyscall(void);
+bool p_take_syscall(struct p *pp, uint32_t to);
 void entersyscall_foreign(void);
 void exitsyscall_foreign(void);
 void runtime_enter(void);   /* foreign code -> runtime: exitsyscall for user code */
@@ -669,6 +677,7 @@ extern int32_t env_gomaxprocs;
 extern size_t env_stacksize;
 extern bool debug_asyncpreempt;
 extern bool debug_interpose;
+extern bool debug_membarrier;
 extern bool debug_exitstats;
 
 /* parkq.c: FIFO queues of parked goroutines with deadlines, guarded by a

@@ -89,8 +89,7 @@ static uint32_t retake(int64_t now)
 		 * from which we retake can exit the syscall, increment nmidle
 		 * and report deadlock. */
 		incidlelocked(-1);
-		uint32_t exp = _Psyscall;
-		if (atomic_compare_exchange_strong(&pp->status, &exp, _Pidle)) {
+		if (p_take_syscall(pp, _Pidle)) {
 			n++;
 			atomic_fetch_add(&pp->retaken, 1);
 			atomic_fetch_add_explicit(&pp->syscalltick, 1, memory_order_relaxed);

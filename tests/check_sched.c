@@ -334,6 +334,62 @@ END_TEST
 START_TEST(park_ready_p2) { park_ready(2); }
 END_TEST
 
+/* sysmon takes Ps from goroutines in system calls while they take them
+ * back (proc.c: p_take_syscall against exitsyscall_oldp's plain store).
+ * Eight goroutines on 2 Ps each stay in a "system call" for 20-80 us,
+ * long enough for sysmon to see one through a tick with work waiting, and
+ * then, holding a P again, stamp it with their number and check the stamp
+ * for a while: two Ms holding one P would overwrite each other's. */
+#define RECLAIMERS 8
+static _Atomic int reclaimers_done;
+static _Atomic long p_stamp[2]; /* by P id, at GOMAXPROCS=2 */
+static _Atomic long stamp_clashes;
+static void reclaimer(void *arg)
+{
+	long me = (long)(intptr_t)arg + 1;
+	uint32_t r = (uint32_t)me;
+	int64_t end = mono_ns() + 300LL * 1000000 / (SCALE(100) < 100 ? 4 : 1);
+	while (mono_ns() < end) {
+		runtime_enter();
+		entersyscall();
+		r = r * 1103515245u + 12345u;
+		int64_t until = mono_ns() + 20000 + (r >> 8) % 60000;
+		while (mono_ns() < until)
+			;
+		exitsyscall();
+		struct m *mp = getg()->m;
+		struct p *pp = mp->p;
+		if (pp->m != mp || atomic_load(&pp->status) != _Prunning)
+			atomic_fetch_add(&stamp_clashes, 1);
+		atomic_store(&p_stamp[pp->id], me);
+		for (int i = 0; i < 1000; i++) {
+			if (atomic_load(&p_stamp[pp->id]) != me) {
+				atomic_fetch_add(&stamp_clashes, 1);
+				break;
+			}
+		}
+		runtime_leave();
+	}
+	atomic_fetch_add(&reclaimers_done, 1);
+}
+
+START_TEST(retake_races_reclaim_p2)
+{
+	int old = go_maxprocs(2);
+	int base = settled_base();
+	uint64_t retaken0 = atomic_load(&allp[0]->retaken) + atomic_load(&allp[1]->retaken);
+	atomic_store(&reclaimers_done, 0);
+	atomic_store(&stamp_clashes, 0);
+	for (intptr_t i = 0; i < RECLAIMERS; i++)
+		go_spawn(reclaimer, (void *)i);
+	wait_for(&reclaimers_done, RECLAIMERS);
+	ck_assert_int_eq(atomic_load(&stamp_clashes), 0);
+	ck_assert_uint_gt(atomic_load(&allp[0]->retaken) + atomic_load(&allp[1]->retaken), retaken0);
+	settle_count(base);
+	go_maxprocs(old);
+}
+END_TEST
+
 static Suite *sched_suite(void)
 {
 	Suite *s = suite_create("sched");
@@ -348,6 +404,7 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, polling_loop_is_preempted_p1);
 	tcase_add_test(tc, park_ready_p1);
 	tcase_add_test(tc, park_ready_p2);
+	tcase_add_test(tc, retake_races_reclaim_p2);
 	suite_add_tcase(s, tc);
 	return s;
 }
