@@ -44,10 +44,11 @@
  *    the object: pthread_cond_destroy waits for it (parkq_blocked), as
  *    glibc's waits for woken waiters.
  *  - The stores that publish a wait (g.parkstate, g.parkcommitted) are
- *    release stores, not seq_cst: the full fence between them and
- *    parkq_commit's checks of a cancel or a signal is park_m's dropg_of,
- *    and the cancellers and signallers that race with those checks store
- *    their side and then read g.parkstate with seq_cst.
+ *    release stores, not seq_cst: the fence between them and
+ *    parkq_commit's checks of a cancel or a signal is park_m's dropg_of
+ *    (fence_light), and the cancellers and signallers that race with
+ *    those checks store their side, fence_heavy (park_end), and then read
+ *    g.parkstate.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -118,6 +119,7 @@ static void parkTimeout(void *arg, uintptr_t seq, int64_t delay)
  * commit is done (the spin here). */
 static bool park_end(struct g *gp, uint32_t flag, uint32_t to)
 {
+	fence_heavy(); /* after the caller's cancel or pending bit */
 	uint32_t s = atomic_load(&gp->parkstate);
 	for (;;) {
 		if (!(s & flag))

@@ -335,8 +335,9 @@ bool goroutine_kill(struct g *gp, int sig)
 	/* In flight from here (tgkill_goroutine). If gp left mp meanwhile,
 	 * maybe before the bit was set, take it back as pending: against
 	 * dropg_of, which clears g.m and then reads the bit, one of the two
-	 * sees the other (seq_cst), and exactly one takes the bit. */
+	 * sees the other (the fences), and exactly one takes the bit. */
 	atomic_fetch_or(&gp->siginflight, bit);
+	fence_heavy();
 	if (__atomic_load_n(&gp->m, __ATOMIC_SEQ_CST) == mp && tgkill_goroutine(gp, mp->procid, sig))
 		return false;
 	if (atomic_fetch_and(&gp->siginflight, ~bit) & bit)
@@ -999,6 +1000,59 @@ uint32_t cheaprand(void)
 	return (uint32_t)((uint64_t)(t >> 64) ^ (uint64_t)t);
 }
 
+/* ---- asymmetric fences ---------------------------------------------- */
+
+/* Two store-then-load pairs are hot on one side and rare on the other: an
+ * M taking its P back against a thief of the P (p_take_syscall), and a
+ * goroutine parking (dropg_of) against a canceller or a signal sender that
+ * ends its wait or takes back a signal in flight (park_end,
+ * goroutine_kill). The hot side orders its store before its load with a
+ * compiler barrier only (fence_light); the rare side runs
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), a full fence on every
+ * running thread of the process, between its store and its load
+ * (fence_heavy). Of the two sequences, one then sees the other's store, as
+ * if both had fenced. Without membarrier (kernels before 4.14, or
+ * GOSHIM_DEBUG=membarrier=0), asym_fence is false and both sides fence.
+ * A membarrier that fails later (a seccomp filter installed since
+ * start-up) turns asym_fence off for good: the hot side fences again from
+ * then on; one already past its check, in a window of a few instructions,
+ * is not covered, which is why thieves also wait (thief_fence). */
+static bool asym_fence;
+static _Atomic int64_t asym_lost_at; /* nanotime when membarrier stopped working */
+
+static void asym_fence_init(void)
+{
+	asym_fence = debug_membarrier &&
+	             syscall(SYS_membarrier, 1 << 4 /* REGISTER_PRIVATE_EXPEDITED */, 0, 0) == 0;
+}
+
+static inline bool asym_fence_on(void)
+{
+	return __atomic_load_n(&asym_fence, __ATOMIC_RELAXED);
+}
+
+static inline void fence_light(void)
+{
+	if (likely(asym_fence_on()))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* True if it was the asymmetric kind (membarrier). */
+bool fence_heavy(void)
+{
+	if (asym_fence_on()) {
+		if (syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0) == 0)
+			return true;
+		__atomic_store_n(&asym_fence, false, __ATOMIC_RELAXED);
+		int64_t zero = 0;
+		atomic_compare_exchange_strong(&asym_lost_at, &zero, nanotime());
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	return false;
+}
+
 /* ---- G status (proc.go: casgstatus) --------------------------------- */
 
 uint32_t readgstatus(struct g *gp)
@@ -1383,11 +1437,11 @@ void newproc_thread(struct g *gp, void (*fn)(void *), void *arg, uintptr_t stack
 static inline void dropg_of(struct m *mp, struct g *gp)
 {
 	__atomic_store_n(&gp->m, NULL, __ATOMIC_RELAXED);
-	/* The one full fence of a park: it orders the stores before it (g.m
-	 * here, parkq.c's g.parkstate) before the loads after it (g.siginflight
+	/* The one fence of a park: it orders the stores before it (g.m here,
+	 * parkq.c's g.parkstate) before the loads after it (g.siginflight
 	 * here, parkq_commit's cancel and signal checks), against senders that
-	 * store their bit and then load those with seq_cst. */
-	atomic_thread_fence(memory_order_seq_cst);
+	 * store their bit, fence_heavy, and then load those. */
+	fence_light();
 	mp->curg = NULL;
 	mp->lastg = gp; /* sigmask_switch: whose thread signals pending on the M are */
 	/* Signals sent to this M for gp that have not landed: gp takes them
@@ -2774,38 +2828,19 @@ void entersyscall(void)
  * everyone did before. Only the M named by p.syscallm, for the syscalltick
  * it left at, takes the P this way: an M whose P was taken and came back
  * to _Psyscall under another M (or in a later call) goes the slow way.
- * Where membarrier is missing (asym_reclaim false), both sides CAS. */
-static bool asym_reclaim;
-static _Atomic int64_t asym_lost_at; /* nanotime when membarrier stopped working */
+ *
+ * Without asym_fence ("asymmetric fences" above), both sides CAS. */
 
-static void asym_reclaim_init(void)
-{
-	asym_reclaim = debug_membarrier &&
-	               syscall(SYS_membarrier, 1 << 4 /* REGISTER_PRIVATE_EXPEDITED */, 0, 0) == 0;
-}
-
-/* The thief's fence: false if it cannot be had (a seccomp filter installed
- * since start-up refuses membarrier). Then the Ms go back to the CAS, and
- * thieves wait 10 ms, by which any M that was in its plain-store window
- * when asym_reclaim went off has long left it (a window is a few
- * instructions, and a context switch drains the store buffer), before they
- * take a P with their own seq_cst fence. */
+/* The thief's fence: false while it cannot be trusted. When membarrier
+ * stopped working (fence_heavy), the Ms went back to the CAS; thieves wait
+ * 10 ms, by which any M that was in its plain-store window then has long
+ * left it (a window is a few instructions, and a context switch drains the
+ * store buffer), before they take a P with their own seq_cst fence. */
 static bool thief_fence(void)
 {
-	if (atomic_load_explicit(&asym_lost_at, memory_order_relaxed)) {
-		atomic_thread_fence(memory_order_seq_cst);
-		return nanotime() - atomic_load(&asym_lost_at) > 10 * 1000 * 1000;
-	}
-	if (!__atomic_load_n(&asym_reclaim, __ATOMIC_RELAXED)) {
-		atomic_thread_fence(memory_order_seq_cst);
-		return true;
-	}
-	if (syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0) == 0)
-		return true;
-	__atomic_store_n(&asym_reclaim, false, __ATOMIC_RELAXED);
-	int64_t zero = 0;
-	atomic_compare_exchange_strong(&asym_lost_at, &zero, nanotime());
-	return false;
+	bool asym = fence_heavy();
+	int64_t lost = atomic_load_explicit(&asym_lost_at, memory_order_relaxed);
+	return asym || !lost || nanotime() - lost > 10 * 1000 * 1000;
 }
 
 /* Takes pp out of _Psyscall, to to (retake: _Pidle; stopTheWorld:
@@ -2838,7 +2873,7 @@ static inline bool exitsyscall_oldp(struct m *mp, struct p *oldp)
 {
 	if (!oldp)
 		return false;
-	if (likely(__atomic_load_n(&asym_reclaim, __ATOMIC_RELAXED))) {
+	if (likely(asym_fence_on())) {
 		atomic_store_explicit(&mp->reclaiming, oldp, memory_order_relaxed);
 		atomic_signal_fence(memory_order_seq_cst); /* the thief's membarrier is the fence */
 		bool nothief = !atomic_load_explicit(&oldp->thief, memory_order_acquire);
@@ -3670,7 +3705,7 @@ void schedinit(void)
 	}
 	goshim_arch_init();
 	parse_env();
-	asym_reclaim_init();
+	asym_fence_init();
 	g_mark_init();
 	stack_init();
 	sched.maxmcount = 10000;

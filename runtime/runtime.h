@@ -419,6 +419,7 @@ void startm(struct p *pp, bool spinning);
 void entersyscall(void);
 void exitsyscall(void);
 bool p_take_syscall(struct p *pp, uint32_t to);
+bool fence_heavy(void);
 void entersyscall_foreign(void);
 void exitsyscall_foreign(void);
 void runtime_enter(void);   /* foreign code -> runtime: exitsyscall for user code */
