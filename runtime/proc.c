@@ -356,6 +356,9 @@ void goroutine_cancel_async(struct g *gp)
 {
 	atomic_store(&gp->cancelsig, true);
 	atomic_fetch_or(&gp->sigpending, SIGBIT(SIGCANCEL_NO));
+	/* Against a gp parking now (dropg_of, then parkq_commit's check of
+	 * the pending bit): it sees the bit, or this sees it gone from mp. */
+	fence_heavy();
 	uint32_t st = readgstatus(gp);
 	struct m *mp = __atomic_load_n(&gp->m, __ATOMIC_ACQUIRE);
 	if ((st == _Grunning || st == _Gsyscall) && mp && mp->curg == gp)
@@ -2835,7 +2838,8 @@ void entersyscall(void)
  * stopped working (fence_heavy), the Ms went back to the CAS; thieves wait
  * 10 ms, by which any M that was in its plain-store window then has long
  * left it (a window is a few instructions, and a context switch drains the
- * store buffer), before they take a P with their own seq_cst fence. */
+ * store buffer), before they take a P with their own seq_cst fence: a
+ * bound from how machines behave, not a proof. */
 static bool thief_fence(void)
 {
 	bool asym = fence_heavy();
