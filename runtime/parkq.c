@@ -330,8 +330,12 @@ static bool parkq_commit(struct g *gp, void *l)
 	}
 	if (gp->parkdeadline)
 		park_arm_timer(gp);
-	unlock(l);
+	/* Before the unlock: once a waker can take l, it can ready gp, which
+	 * may then wait again, and a late store here would mark that wait
+	 * committed before it is. A canceller that readies gp before the
+	 * unlock is fine: gp is off this M, and takes l itself to leave. */
 	atomic_store_explicit(&gp->parkcommitted, true, memory_order_release);
+	unlock(l);
 	return true;
 }
 
@@ -392,14 +396,36 @@ int parkq_wait_then(struct parkq *q, mutex_t *l, int64_t deadline, bool lifo, ui
 	return ended;
 }
 
+/* Claims s's goroutine for a waker (q's lock held) and takes s off q, with
+ * val for the waiter: true if the caller must ready s->g. s stays valid
+ * until then (its waiter runs only once readied). A wait that ended (timed
+ * out, cancelled or interrupted) is left queued: whoever ended it readies
+ * it, and its waiter takes it off. A fork child's gone waiter never runs:
+ * off with it. */
+static bool wake_one(struct parkq *q, struct sudog *s, uintptr_t val)
+{
+	if (!park_claim(s->g, PARK_WOKEN)) {
+		if ((atomic_load(&s->g->parkstate) & PARK_STATE) == PARK_GONE)
+			unlink_sudog(q, s);
+		return false;
+	}
+	s->elem = (void *)val; /* read by the waiter once it runs */
+	unlink_sudog(q, s);
+	return true;
+}
+
 /* Claims every live waiter of q (its lock held) and returns them linked
  * through schedlink, for goready_list once the lock is let go. */
 struct g *parkq_wake_all_locked(struct parkq *q)
 {
-	struct g *first = NULL, **tail = &first, *gp;
-	while ((gp = parkq_wake(q, 0)) != NULL) {
-		*tail = gp;
-		tail = &gp->schedlink;
+	struct g *first = NULL, **tail = &first;
+	struct sudog *s, *next;
+	for (s = q->head; s; s = next) {
+		next = s->next;
+		if (!wake_one(q, s, 0))
+			continue;
+		*tail = s->g;
+		tail = &s->g->schedlink;
 		*tail = NULL;
 	}
 	return first;
@@ -430,20 +456,8 @@ struct g *parkq_wake(struct parkq *q, uintptr_t val)
 	struct sudog *s, *next;
 	for (s = q->head; s; s = next) {
 		next = s->next;
-		struct g *gp = s->g;
-		if (!park_claim(gp, PARK_WOKEN)) {
-			/* A wait that ended (timed out, cancelled or interrupted):
-			 * whoever ended it readies it, and its waiter takes it
-			 * off; wake the next one instead. A fork child's gone
-			 * waiter never runs: off with it. */
-			if ((atomic_load(&gp->parkstate) & PARK_STATE) == PARK_GONE)
-				unlink_sudog(q, s);
-			continue;
-		}
-		/* Read by the waiter once it runs, which is after goready. */
-		s->elem = (void *)val;
-		unlink_sudog(q, s);
-		return gp;
+		if (wake_one(q, s, val))
+			return s->g;
 	}
 	return NULL;
 }
