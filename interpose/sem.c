@@ -23,10 +23,14 @@
  *    waiter that has not timed out, taking it out of nwaiters (Go's
  *    semrelease handoff), or adds it to the value if there is none. A
  *    waiter whose wait ended otherwise takes itself out, under the lock.
- *  - A poster never touches the semaphore once a waiter may have taken its
- *    unit: the waiter may return and destroy it (POSIX allows it). The
- *    unit is published either by the last atomic step of the fast path or
- *    under the queue lock, which a waiter needs before it can leave.
+ *  - A poster's last touch of the semaphore comes before any waiter that
+ *    took its unit returns: the waiter may destroy it at once (POSIX
+ *    allows it). The unit is published either by the last atomic step of
+ *    the fast path, or under the queue lock. A waiter that took a unit
+ *    under the lock, or was handed one, returns after the poster let the
+ *    lock go; one that took a unit without the lock (sem_trywait, the
+ *    fast path of sem_wait) waits for the queue lock to be free first
+ *    (trywait_fast; glibc bug 12674's pattern).
  */
 #include <errno.h>
 #include <limits.h>
@@ -66,6 +70,23 @@ static inline bool trywait(struct gsem *s)
 			return true;
 	}
 	return false;
+}
+
+/* trywait without the queue lock, where the caller may destroy the
+ * semaphore as soon as it returns: a unit published under the lock by a
+ * poster that found no waiter to hand it to is taken before that poster
+ * lets the lock go, so wait for the lock to be free first. */
+static bool trywait_fast(struct gsem *s)
+{
+	if (!trywait(s))
+		return false;
+	if (unlikely(atomic_load(&s->lock.key) != 0)) {
+		interpose_enter();
+		lock(&s->lock);
+		unlock(&s->lock);
+		interpose_leave();
+	}
+	return true;
 }
 
 /* With the queue lock held: takes a unit (true), or counts the caller in
@@ -127,7 +148,7 @@ static int timedwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
 		return -1;
 	}
 	pthread_testcancel(); /* a cancellation point, as in glibc */
-	if (trywait(s))
+	if (trywait_fast(s))
 		return 0;
 	if (abstime) {
 		deadline = deadline_from(c, abstime, &err);
@@ -143,7 +164,7 @@ static int timedwait(sem_t *sem, clockid_t c, const struct timespec *abstime)
 	while ((err = wait_slow(s, deadline, cancel_enabled(), &restart)) == ECANCELED ||
 	       (err == EINTR && !deadline && restart)) {
 		pthread_testcancel();
-		if (trywait(s))
+		if (trywait_fast(s))
 			return 0;
 	}
 	if (err) {
@@ -188,7 +209,7 @@ EXPORT int goshim_sem_trywait(sem_t *sem)
 {
 	if (!interposing() || shared(sem))
 		return real.sem_trywait(sem);
-	if (trywait(gsem(sem)))
+	if (trywait_fast(gsem(sem)))
 		return 0;
 	errno = EAGAIN;
 	return -1;
