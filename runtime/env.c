@@ -9,8 +9,9 @@
  *   GOSHIM_STACK=SIZE  goroutine stack reservation, bytes or a K/M/G
  *                      suffix (powers of 1024), from 16K to 1G
  *   GOSHIM_DEBUG=LIST  schedtrace=MS, scheddetail=0|1, asyncpreempt=0|1,
- *                      interpose=0|1, membarrier=0|1 (0: a goroutine takes
- *                      its P back from foreign code with a CAS, proc.c)
+ *                      interpose=0|1, membarrier=0|1 (0: no asymmetric
+ *                      fences: a goroutine takes its P back from foreign
+ *                      code with a CAS and a park fences, proc.c)
  *
  * Unlike Go, which ignores a malformed value silently, a value that is set
  * but wrong is reported on stderr (the program's author typed it and would
@@ -38,7 +39,7 @@ bool debug_scheddetail;
 bool debug_asyncpreempt;                /* off: foreign code is never signalled */
 bool debug_exitstats;                   /* print the interposition count at exit */
 bool debug_interpose = true;            /* blocking libc calls go through the runtime */
-bool debug_membarrier = true;           /* thieves of a P fence with membarrier */
+bool debug_membarrier = true;           /* asymmetric fences (proc.c) may use membarrier */
 
 /* Parses s[0..n) as a decimal number without sign; false if it is not one
  * or does not fit in an int64. */

@@ -463,9 +463,8 @@ struct g *parkq_wake(struct parkq *q, uintptr_t val)
 }
 
 /* With q's lock held: true if a goroutine is blocked on q (a fork
- * child's gone waiter stays blocked). *leaving: q
- * holds a waiter whose wait ended, which takes itself off once it has
- * the lock. */
+ * child's gone waiter stays blocked). *leaving: q holds a waiter whose
+ * wait ended, which takes itself off once it has the lock. */
 bool parkq_blocked(struct parkq *q, bool *leaving)
 {
 	*leaving = false;
